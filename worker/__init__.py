@@ -1,0 +1,1 @@
+"""The AI worker: consumes assessment_submitted jobs from pgmq and writes recommendations."""

@@ -1,0 +1,53 @@
+"""Prometheus metrics of the worker, in one registry that the ops server exposes at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry()
+
+JOBS = Counter(
+    "assessment_jobs_total",
+    "Jobs finished, by outcome (completed, failed, skipped) and source (ai, fallback, cache, none).",
+    ["outcome", "source"],
+    registry=REGISTRY,
+)
+FALLBACKS = Counter(
+    "assessment_fallbacks_total", "Fallback recommendations, by reason.", ["reason"], registry=REGISTRY
+)
+JOB_ERRORS = Counter(
+    "assessment_job_errors_total", "Attempts that failed and will be retried, by error kind.", ["kind"],
+    registry=REGISTRY,
+)
+QUEUE_WAIT_SECONDS = Histogram(
+    "assessment_queue_wait_seconds", "From insert to the worker taking the job.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+    registry=REGISTRY,
+)
+AI_CALL_SECONDS = Histogram(
+    "assessment_ai_call_seconds", "The whole AI step (all attempts), by result (ok or the failure reason).",
+    ["result"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30),
+    registry=REGISTRY,
+)
+JOB_SECONDS = Histogram(
+    "assessment_job_seconds", "From the worker taking a job to its result being committed.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+AI_TOKENS = Counter(
+    "assessment_ai_tokens_total", "Tokens used by the AI, by kind (prompt, completion).", ["kind"],
+    registry=REGISTRY,
+)
+AI_RETRIES = Counter(
+    "assessment_ai_retries_total", "AI calls retried inside the deadline, by reason.", ["reason"],
+    registry=REGISTRY,
+)
+IN_FLIGHT = Gauge("assessment_jobs_in_flight", "Jobs this worker holds a lease on.", registry=REGISTRY)
+QUEUE_DEPTH = Gauge(
+    "assessment_queue_depth", "Messages in a queue (visible or leased).", ["queue"], registry=REGISTRY
+)
+QUEUE_OLDEST_AGE_SECONDS = Gauge(
+    "assessment_queue_oldest_message_age_seconds", "Age of the oldest message in a queue.", ["queue"],
+    registry=REGISTRY,
+)
