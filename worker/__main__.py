@@ -1,0 +1,128 @@
+"""Command line: `python -m worker run | stats | dlq list | dlq requeue (ID | --all)`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from dotenv import load_dotenv
+
+from worker import logs
+from worker.ai import Recommender
+from worker.config import Settings, load_settings
+from worker.consumer import Consumer
+from worker.db import Database
+from worker.exceptions import ConfigError, WorkerError
+from worker.ops import build_app, start_ops_server
+
+log = logging.getLogger("worker")
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="consume assessment_submitted until SIGTERM/SIGINT")
+    run.add_argument("--concurrency", type=int, help="jobs in flight (default WORKER_CONCURRENCY or 16)")
+    commands.add_parser("stats", help="queue depth, oldest message age, assessments by status")
+    dlq = commands.add_parser("dlq", help="inspect or requeue dead-lettered jobs")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_list = dlq_commands.add_parser("list", help="list dead-lettered jobs")
+    dlq_list.add_argument("--limit", type=int, default=100)
+    requeue = dlq_commands.add_parser("requeue", help="put dead-lettered jobs back on the queue")
+    target = requeue.add_mutually_exclusive_group(required=True)
+    target.add_argument("msg_id", nargs="?", type=int, help="dead-letter message id (see dlq list)")
+    target.add_argument("--all", action="store_true", help="requeue every dead-lettered job")
+    return parser.parse_args(argv)
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    db = await Database.open(settings.database_url, size=min(settings.concurrency, 10) + 2)
+    recommender = Recommender(
+        api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
+        base_url=settings.openai_base_url,
+        model=settings.openai_model,
+        deadline_seconds=settings.ai_deadline_seconds,
+        max_connections=settings.concurrency,
+    )
+    consumer = Consumer(settings, db, recommender)
+    consume = asyncio.create_task(consumer.run(stop), name="consumer")
+    runner, _ = await start_ops_server(build_app(db, alive=lambda: not consume.done()),
+                                       settings.ops_host, settings.ops_port)
+    try:
+        await consume
+    finally:
+        await runner.cleanup()
+        await recommender.aclose()
+        await db.close()
+
+
+async def stats(settings: Settings) -> None:
+    db = await Database.open(settings.database_url, size=1)
+    try:
+        for queue in await db.queue_metrics():
+            age = "-" if queue.oldest_age_seconds is None else f"{queue.oldest_age_seconds:.0f}s"
+            print(f"queue {queue.queue_name}: {queue.length} messages, oldest {age}")
+        counts = await db.status_counts()
+        for status in ("queued", "processing", "completed", "failed"):
+            print(f"assessments {status}: {counts.get(status, 0)}")
+    finally:
+        await db.close()
+
+
+async def dlq(settings: Settings, args: argparse.Namespace) -> None:
+    db = await Database.open(settings.database_url, size=1)
+    try:
+        if args.dlq_command == "list":
+            for row in await db.dlq_list(args.limit):
+                print(json.dumps({"msg_id": row["msg_id"], "enqueued_at": row["enqueued_at"].isoformat(),
+                                  **row["message"]}, default=str))
+            return
+        ids = await db.dlq_ids() if args.all else [args.msg_id]
+        for msg_id in ids:
+            outcome = await db.dlq_requeue(msg_id)
+            if outcome["new_msg_id"] is None:
+                raise WorkerError(f"No dead-lettered job with msg_id {msg_id!r}. Run 'python -m worker dlq list'.")
+            print(f"requeued dead letter {msg_id} as job {outcome['new_msg_id']}")
+        if not ids:
+            print("the dead-letter queue is empty")
+    finally:
+        await db.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    load_dotenv(override=False)
+    try:
+        settings = load_settings(concurrency=getattr(args, "concurrency", None))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level)
+    try:
+        if args.command == "run":
+            asyncio.run(_run_until_signalled(settings))
+        elif args.command == "stats":
+            asyncio.run(stats(settings))
+        else:
+            asyncio.run(dlq(settings, args))
+    except WorkerError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _run_until_signalled(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await run_worker(settings, stop)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

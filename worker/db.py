@@ -1,0 +1,174 @@
+"""The only module that talks SQL: named queries from sql/worker_queries.sql over a psycopg 3 pool.
+
+psycopg errors that mean "the database is not reachable" become DatabaseUnavailable; other database
+errors propagate as psycopg errors for the caller to record as a failed attempt.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from worker.exceptions import DatabaseUnavailable
+
+QUERIES_FILE = Path(__file__).resolve().parent.parent / "sql" / "worker_queries.sql"
+NOTIFY_CHANNEL = "assessment_submitted"
+
+
+def load_queries(path: Path = QUERIES_FILE) -> dict[str, str]:
+    """Split a file of `-- name: <name>` blocks into {name: sql}."""
+    queries: dict[str, str] = {}
+    for block in re.split(r"^-- name: ", path.read_text(), flags=re.MULTILINE)[1:]:
+        name, _, body = block.partition("\n")
+        queries[name.strip()] = body.strip()
+    return queries
+
+
+QUERIES = load_queries()
+
+
+@dataclass(frozen=True)
+class Message:
+    """A leased pgmq message."""
+
+    msg_id: int
+    read_ct: int
+    enqueued_at: datetime
+    body: Any
+
+
+@dataclass(frozen=True)
+class QueueMetrics:
+    queue_name: str
+    length: int
+    oldest_age_seconds: float | None
+
+
+@asynccontextmanager
+async def translate_errors() -> AsyncIterator[None]:
+    """Connection-level failures become DatabaseUnavailable (retry later); the rest propagate."""
+    try:
+        yield
+    except psycopg.OperationalError as exc:  # includes AdminShutdown and psycopg_pool.PoolTimeout
+        raise DatabaseUnavailable(f"database unreachable: {exc}") from exc
+
+
+class Database:
+    """Named queries over a connection pool. Create with `Database.open(url, size)`."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def open(cls, url: str, size: int, timeout: float = 10.0) -> Database:
+        pool = AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=size,
+            kwargs={"autocommit": True, "row_factory": dict_row, "application_name": "assessment-worker"},
+            check=AsyncConnectionPool.check_connection,
+            timeout=timeout,
+            reconnect_timeout=0,  # keep trying for ever: the database coming back is the normal case
+            open=False,
+        )
+        await pool.open(wait=False)
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def _fetch(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        async with translate_errors(), self.pool.connection() as conn:
+            cursor = await conn.execute(QUERIES[name], params or {})  # type: ignore[arg-type]
+            return await cursor.fetchall()  # type: ignore[return-value]
+
+    async def read_jobs(self, qty: int, lease_seconds: int) -> list[Message]:
+        rows = await self._fetch("read_jobs", {"qty": qty, "vt": lease_seconds})
+        return [Message(r["msg_id"], r["read_ct"], r["enqueued_at"], r["message"]) for r in rows]
+
+    async def extend_leases(self, msg_ids: Sequence[int], lease_seconds: int) -> None:
+        await self._fetch("extend_leases", {"msg_ids": list(msg_ids), "vt": lease_seconds})
+
+    async def release_leases(self, msg_ids: Sequence[int]) -> None:
+        await self._fetch("release_leases", {"msg_ids": list(msg_ids)})
+
+    async def start_jobs(self, assessment_ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
+        rows = await self._fetch("start_jobs", {"ids": list(assessment_ids)})
+        return {row["id"]: row for row in rows}
+
+    async def find_cached(self, cache_key: str, ttl_seconds: float) -> dict[str, Any] | None:
+        rows = await self._fetch("find_cached", {"cache_key": cache_key, "ttl": ttl_seconds})
+        return rows[0] if rows else None
+
+    async def complete_jobs(self, jobs: Sequence[dict[str, Any]]) -> dict[UUID, bool]:
+        """Commit a batch of results; returns {assessment_id: whether this batch completed it}."""
+        rows = await self._fetch("complete_jobs", {"jobs": Jsonb(list(jobs))})
+        return {row["assessment_id"]: row["completed"] for row in rows}
+
+    async def acknowledge(self, msg_ids: Sequence[int]) -> None:
+        await self._fetch("acknowledge", {"msg_ids": list(msg_ids)})
+
+    async def record_failure(self, msg_id: int, assessment_id: UUID, error: str, delay_seconds: int) -> None:
+        await self._fetch(
+            "record_failure",
+            {"msg_id": msg_id, "assessment_id": assessment_id, "error": error[:2000], "delay": delay_seconds},
+        )
+
+    async def dead_letter(
+        self, message: Message, assessment_id: UUID | None, reason: str
+    ) -> None:
+        await self._fetch(
+            "dead_letter",
+            {
+                "message": Jsonb(message.body),
+                "reason": reason[:2000],
+                "msg_id": message.msg_id,
+                "read_ct": message.read_ct,
+                "assessment_id": assessment_id,
+            },
+        )
+
+    async def dlq_list(self, limit: int) -> list[dict[str, Any]]:
+        return await self._fetch("dlq_list", {"limit": limit})
+
+    async def dlq_ids(self) -> list[int]:
+        return [row["msg_id"] for row in await self._fetch("dlq_ids")]
+
+    async def dlq_requeue(self, msg_id: int) -> dict[str, Any]:
+        return (await self._fetch("dlq_requeue", {"msg_id": msg_id}))[0]
+
+    async def queue_metrics(self) -> list[QueueMetrics]:
+        rows = await self._fetch("queue_metrics")
+        return [
+            QueueMetrics(
+                r["queue_name"],
+                r["queue_length"],
+                float(r["oldest_msg_age_sec"]) if r["oldest_msg_age_sec"] is not None else None,
+            )
+            for r in rows
+        ]
+
+    async def status_counts(self) -> dict[str, int]:
+        return {row["status"]: row["count"] for row in await self._fetch("status_counts")}
+
+    async def ready(self) -> bool:
+        return bool((await self._fetch("ready"))[0]["queue_present"])
+
+
+async def listen(url: str) -> psycopg.AsyncConnection[Any]:
+    """A dedicated session connection LISTENing for enqueue hints (needs a session, not a tx pooler)."""
+    async with translate_errors():
+        conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+        await conn.execute(f"listen {NOTIFY_CHANNEL}")  # a fixed identifier, not a runtime value
+        return conn
