@@ -195,7 +195,11 @@ def _status(behaviour: Behaviour) -> web.Response:
     if behaviour.retry_after_ms is not None:
         headers["retry-after-ms"] = f"{behaviour.retry_after_ms:g}"
     code = behaviour.code
-    kind = "rate_limit_exceeded" if code == 429 else "server_error" if code >= 500 else "invalid_request_error"
+    kind = "invalid_request_error"
+    if code == 429:
+        kind = "rate_limit_exceeded"
+    elif code >= 500:
+        kind = "server_error"
     return _error(code, f"Fake error with HTTP status {code}.", kind, headers)
 
 
@@ -283,7 +287,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="An OpenAI-compatible fake Chat Completions server.")
     parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: pick a free one)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added before every completion")
-    parser.add_argument("--fail-rate", type=float, default=0.0, help="share of requests answered with HTTP 500")
+    parser.add_argument("--fail-rate", type=float, default=0.0, help="share of requests that get HTTP 500")
     parser.add_argument("--seed", type=int, default=0, help="seed of the failure sequence")
     args = parser.parse_args()
     asyncio.run(_serve(args.port, args.latency, args.fail_rate, args.seed))

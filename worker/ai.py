@@ -23,6 +23,7 @@ import asyncio
 import email.utils
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Mapping
@@ -132,22 +133,28 @@ def backoff_delay(attempt: int, rng: random.Random) -> float:
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """The wait a server asked for in `retry-after-ms` or `Retry-After` (seconds or HTTP date), if any."""
     lowered = {k.lower(): v for k, v in headers.items()}
-    raw_ms = lowered.get("retry-after-ms")
-    if raw_ms is not None:
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = lowered.get(name)
+        if raw is None:
+            continue
         try:
-            return max(float(raw_ms) / 1000.0, 0.0)
+            seconds = float(raw) * scale
         except ValueError:
-            pass
-    raw = lowered.get("retry-after")
-    if raw is None:
-        return None
+            seconds = _http_date_delay(raw) if name == "retry-after" else math.nan
+        # NaN would make every later comparison False and asyncio.sleep fail; treat it as no hint.
+        if not math.isnan(seconds):
+            return max(seconds, 0.0)
+    return None
+
+
+def _http_date_delay(raw: str) -> float:
     try:
-        return max(float(raw), 0.0)
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(raw) if raw.strip() else None
-        if parsed is None or parsed.tzinfo is None:
-            return None
-        return max(parsed.timestamp() - time.time(), 0.0)
+        when = email.utils.parsedate_to_datetime(raw)
+    except (ValueError, TypeError):
+        return math.nan
+    if when.tzinfo is None:
+        return math.nan
+    return when.timestamp() - time.time()
 
 
 class _AttemptFailed(Exception):
@@ -191,7 +198,7 @@ class Recommender:
             # SDK never falls back to OPENAI_API_KEY from the environment behind our back.
             self._http = openai.DefaultAsyncHttpxClient(
                 limits=httpx2.Limits(
-                    max_connections=max_connections, max_keepalive_connections=min(max_connections, 20)
+                    max_connections=max_connections, max_keepalive_connections=max_connections
                 ),
                 timeout=deadline_seconds,
             )
@@ -203,9 +210,10 @@ class Recommender:
     async def recommend(self, prompt: Prompt) -> AiResult:
         """Recommendations for `prompt`, or AiUnavailable(reason) once the deadline or retries run out."""
         started = time.monotonic()
-        outcome = "ok"
+        outcome = "cancelled"  # stays so only if the caller cancels us (e.g. the worker shuts down)
         try:
             result = await self._recommend(prompt)
+            outcome = "ok"
         except AiUnavailable as exc:
             outcome = exc.reason
             raise

@@ -81,12 +81,13 @@ class Prompt:
 def build_prompt(assessment: Assessment) -> Prompt:
     """The prompt for `assessment`; raises nothing for any valid Assessment."""
     block = _fit_data_block(assessment)
+    # Nothing from the assessment goes outside the block, not even its type: every user-controlled
+    # byte must pass through encode_data.
     user = (
-        f"Here is the person's completed {json.dumps(_shorten(assessment.assessment_type, 80))} assessment. "
-        "Write the summary and recommendations from it.\n"
+        "Here is the person's completed assessment. Write the summary and recommendations from it.\n"
         f"{DATA_OPEN}\n{block}\n{DATA_CLOSE}"
     )
-    # The block alone was fitted under the limit minus this frame, so this holds by construction.
+    # The block was fitted under the limit minus this fixed frame, so this holds by construction.
     assert len(user) <= MAX_PROMPT_CHARS, f"prompt is {len(user)} characters, over {MAX_PROMPT_CHARS}"
     return Prompt(system=SYSTEM_PROMPT, user=user, version=PROMPT_VERSION)
 
@@ -109,13 +110,20 @@ def _fit_data_block(assessment: Assessment) -> str:
         if len(block) <= budget:
             return block
     # Still too large with every text at the smallest cap: keep as many answers (in order) as fit.
+    # Sizing each answer once keeps this linear; the final loop only corrects small estimate errors.
     smallest = _TEXT_CAPS[-1]
-    answers = list(assessment.answers)
-    while answers:
-        answers.pop()
-        block = encode_data(_data(assessment, answers, smallest, truncated=True))
+    frame = len(encode_data(_data(assessment, [], smallest, truncated=True)))
+    keep, used = 0, frame
+    for answer in assessment.answers:
+        used += len(encode_data(_data_answer(answer, smallest))) + 4  # separators and indentation
+        if used > budget:
+            break
+        keep += 1
+    while keep >= 0:
+        block = encode_data(_data(assessment, assessment.answers[:keep], smallest, truncated=True))
         if len(block) <= budget:
             return block
+        keep -= 1
     return encode_data({"truncated": True, "answers": []})
 
 
@@ -124,14 +132,7 @@ def _data(
 ) -> dict[str, Any]:
     data: dict[str, Any] = {
         "assessment_type": _cap(assessment.assessment_type, cap),
-        "answers": [
-            {
-                "question_id": a.question_id,
-                "question": _cap(a.question, cap),
-                "answer": _answer(a.answer, cap),
-            }
-            for a in answers
-        ],
+        "answers": [_data_answer(a, cap) for a in answers],
     }
     if assessment.context is not None:
         ctx = assessment.context
@@ -145,11 +146,21 @@ def _data(
     return data
 
 
+def _data_answer(answer: Answer, cap: int | None) -> dict[str, object]:
+    return {
+        "question_id": answer.question_id,
+        "question": _cap(answer.question, cap),
+        "answer": _answer(answer.answer, cap),
+    }
+
+
 def _answer(value: str | int | float | bool | list[str], cap: int | None) -> object:
     if isinstance(value, str):
         return _cap(value, cap)
     if isinstance(value, list):
-        return [_cap(item, cap) for item in value]
+        # The model caps each option's length but not how many there are, so capping needs both.
+        items = value if cap is None else value[: max(5, cap // 20)]
+        return [_cap(item, cap) for item in items]
     if isinstance(value, float) and not math.isfinite(value):
         # JSON has no NaN/Infinity; the database never stores them, but the prompt must not fail on them.
         return str(value)
@@ -164,6 +175,3 @@ def _cap(text: str, cap: int | None) -> str:
         return text
     return text[: cap - 1] + "…"
 
-
-def _shorten(text: str, limit: int) -> str:
-    return _cap(" ".join(text.split()), limit)
