@@ -13,7 +13,7 @@
 create function private.broadcast_assessment_status()
 returns trigger
 language plpgsql
-security definer  -- the worker (and any writer) has no rights on realtime.messages or result_test's other rows
+security definer  -- the writer (the worker) has no rights on schema realtime; only this trigger broadcasts
 set search_path = ''
 as $$
 declare
@@ -71,12 +71,14 @@ create trigger a40_broadcast_assessment_status
 
 -- Realtime Authorization: when a client joins a private channel, Realtime sets realtime.topic() and
 -- the caller's role and claims, and lets the join through only if this policy shows them the topic's
--- messages. assessment:<id> topics are matched without casting malformed text to uuid (a cast error
+-- messages. Rows are visible only on the topic being joined, so one granted topic never opens
+-- another. assessment:<id> topics are matched without casting malformed text to uuid (a cast error
 -- would fail the join with a database error instead of a plain denial).
 create policy "Users can receive their own assessment broadcasts"
   on realtime.messages for select to authenticated
   using (
     extension = 'broadcast'
+    and topic = (select realtime.topic())
     and (
       (select realtime.topic()) = 'user:' || (select auth.uid())::text
       or exists (
