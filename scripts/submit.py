@@ -36,9 +36,8 @@ from client_output import (
 )
 from postgrest.exceptions import APIError
 from realtime.types import RealtimeChannelOptions, RealtimeSubscribeStates
-from supabase_auth.errors import AuthError
-
 from supabase import AsyncClient, acreate_client
+from supabase_auth.errors import AuthError
 
 # Broadcast from Database sends to private topics: joining one is authorised by RLS on realtime.messages.
 PRIVATE_CHANNEL: RealtimeChannelOptions = {"config": {"broadcast": None, "presence": None, "private": True}}

@@ -28,9 +28,8 @@ from client_output import (
     parse_watch_args,
 )
 from realtime.types import RealtimeChannelOptions, RealtimeSubscribeStates
-from supabase_auth.errors import AuthError
-
 from supabase import acreate_client
+from supabase_auth.errors import AuthError
 
 # Broadcast from Database sends to private topics: joining one is authorised by RLS on realtime.messages.
 PRIVATE_CHANNEL: RealtimeChannelOptions = {"config": {"broadcast": None, "presence": None, "private": True}}

@@ -21,12 +21,6 @@ OTHER_USER_PLACEHOLDER = "${OTHER_USER_ID}"  # see examples/README.md
 
 # Examples whose documented error the current migrations do not produce yet. strict=True makes the
 # test fail once the migration is fixed, so the mark gets removed.
-KNOWN_BUGS = {
-    "01-missing-assessment-type.json": (
-        "private.validation_error() passes a null detail to RAISE ... USING, which fails with 22004 "
-        "'RAISE statement option cannot be null' instead of the 22023 validation error"
-    ),
-}
 
 
 def insert_body(cur: psycopg.Cursor[Any], body: dict[str, Any]) -> dict[str, Any]:
@@ -63,12 +57,7 @@ def with_other_user(body: dict[str, Any], other_user_id: uuid.UUID) -> dict[str,
 
 
 def invalid_example_params() -> list[Any]:
-    return [
-        pytest.param(path, id=path.stem, marks=pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[path.name]))
-        if path.name in KNOWN_BUGS
-        else pytest.param(path, id=path.stem)
-        for path in INVALID_EXAMPLES
-    ]
+    return [pytest.param(path, id=path.stem) for path in INVALID_EXAMPLES]
 
 
 def test_examples_invalid_covers_every_rule_family() -> None:

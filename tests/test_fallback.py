@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 
 from tests.factories import assessment, assessments
@@ -93,11 +92,6 @@ def test_fallback_never_raises_and_is_always_valid(a: Assessment) -> None:
     assert result == fallback_recommendations(a)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker/models.py AnswerValue tries int before bool, so False is stored as 0 and never reaches "
-    "the yes/no rule; move bool (StrictBool) first in the union and delete this marker.",
-)
 def test_fallback_no_answer_suggests_revisiting_the_question() -> None:
     answers = [{"question_id": "q", "question": "Do you exercise weekly?", "answer": False},
                {"question_id": "r", "question": "Rate your mood", "answer": 3}]

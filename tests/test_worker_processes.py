@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 from collections.abc import Iterator
@@ -99,9 +100,9 @@ async def test_worker_reconnects_after_the_database_restarts(
         before = submit_many(admin, 10, seed=6000)
         await wait_for_status(database_url, before, timeout=20)
         admin.close()
-        subprocess.run([str(LOCALDB), "down"], cwd=REPO, check=True, capture_output=True)
-        time.sleep(1)  # the worker sees the database gone
-        subprocess.run([str(LOCALDB), "up"], cwd=REPO, check=True, capture_output=True)
+        await asyncio.to_thread(subprocess.run, [str(LOCALDB), "down"], cwd=REPO, check=True, capture_output=True)
+        await asyncio.sleep(1)  # the worker sees the database gone
+        await asyncio.to_thread(subprocess.run, [str(LOCALDB), "up"], cwd=REPO, check=True, capture_output=True)
         with psycopg.connect(database_url, autocommit=True) as conn:
             after = submit_many(conn, 10, seed=6100)
         rows = await wait_for_status(database_url, after, timeout=30)

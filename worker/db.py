@@ -90,7 +90,7 @@ class Database:
 
     async def _fetch(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         async with translate_errors(), self.pool.connection() as conn:
-            cursor = await conn.execute(QUERIES[name], params or {})  # type: ignore[arg-type]
+            cursor = await conn.execute(QUERIES[name], params or {})
             return await cursor.fetchall()  # type: ignore[return-value]
 
     async def read_jobs(self, qty: int, lease_seconds: int) -> list[Message]:

@@ -10,10 +10,23 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+)
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-AnswerValue = Annotated[str, StringConstraints(min_length=1, max_length=2000)] | int | float | bool | list[ShortText]
+# Strict types, tried left to right: true stays a boolean (not 1) and "1" stays text (not a number).
+AnswerValue = (
+    StrictBool | StrictInt | StrictFloat | Annotated[StrictStr, StringConstraints(min_length=1, max_length=2000)]
+    | list[ShortText]
+)
 
 
 class Answer(BaseModel):

@@ -6,10 +6,13 @@
 create function private.validation_error(field text, problem text, detail text, hint text)
 returns void
 language plpgsql
-immutable
 set search_path = ''
 as $$
 begin
+  -- RAISE rejects a null option, so detail is only passed when there is one.
+  if detail is null then
+    raise exception '%: %', field, problem using errcode = '22023', hint = hint;
+  end if;
   raise exception '%: %', field, problem using errcode = '22023', detail = detail, hint = hint;
 end;
 $$;

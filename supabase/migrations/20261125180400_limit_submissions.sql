@@ -36,6 +36,13 @@ declare
   tokens_left double precision;
   wait_seconds integer;
 begin
+  -- Rows that RLS or a constraint will reject are not ours to judge: answering here would tell a
+  -- forger whether another user's id or client_request_id exists.
+  if new.user_id is null
+     or ((select auth.role()) = 'authenticated' and new.user_id is distinct from (select auth.uid())) then
+    return new;
+  end if;
+
   -- A retry of an earlier insert: say which assessment it created instead of creating another.
   if new.client_request_id is not null then
     select id into existing_id

@@ -8,7 +8,6 @@ select plan(70);
 -- Known bug: private.validation_error() passes a null detail to RAISE ... USING detail, so every rule
 -- raised without a detail fails with 22004 "RAISE statement option cannot be null" instead of its
 -- 22023 message. Those assertions are TODO until a new migration fixes the function.
-\set null_detail_bug 'validation_error() raises 22004 when detail is null'
 
 -- Many accepted inserts below: the rate limit is tested in its own file.
 update private.settings set submissions_per_minute = null;
@@ -18,7 +17,6 @@ select from pg_temp.create_user('owner');
 select pg_temp.authenticate_as('owner');
 
 -- assessment_type
-select todo(:'null_detail_bug', 1);
 select throws_ok($$ select pg_temp.submit(assessment_type => null) $$,
   '22023', 'assessment_type: is required', 'A missing assessment_type is rejected.');
 select throws_ok($$ select pg_temp.submit(assessment_type => 'x') $$,
@@ -59,10 +57,8 @@ select throws_ok($$ select pg_temp.submit('[{"question_id": "q1", "question": "Q
   '22023', 'answers[0]: has unknown keys', 'An answer with an unknown key is rejected.');
 select is(pg_temp.error_of($$ select pg_temp.submit('[{"question_id": "q1", "question": "Q?", "answer": "a", "score": 1}]') $$) ->> 'detail',
   'Got keys answer, question, question_id, score.', 'The unknown-key error lists the keys it got.');
-select todo(:'null_detail_bug', 1);
 select throws_ok($$ select pg_temp.submit(pg_temp.answers(1) || '[{"question": "Q?", "answer": "a"}]') $$,
   '22023', 'answers[1].question_id: is required and must be text', 'A missing question_id is rejected, naming the answer''s index.');
-select todo(:'null_detail_bug', 1);
 select throws_ok($$ select pg_temp.submit('[{"question_id": 7, "question": "Q?", "answer": "a"}]') $$,
   '22023', 'answers[0].question_id: is required and must be text', 'A numeric question_id is rejected.');
 select throws_ok($$ select pg_temp.submit('[{"question_id": "bad id", "question": "Q?", "answer": "a"}]') $$,
@@ -73,10 +69,8 @@ select lives_ok($$ select pg_temp.submit(jsonb_build_array(jsonb_build_object('q
   'A 64-character question_id using _ . : - is accepted.');
 select throws_ok($$ select pg_temp.submit('[{"question_id": "q1", "question": "A?", "answer": "a"}, {"question_id": "q1", "question": "B?", "answer": "b"}]') $$,
   '22023', 'answers[1].question_id: repeats an earlier question_id', 'A duplicate question_id is rejected.');
-select todo(:'null_detail_bug', 1);
 select throws_ok($$ select pg_temp.submit('[{"question_id": "q1", "answer": "a"}]') $$,
   '22023', 'answers[0].question: is required and must be non-empty text', 'A missing question is rejected.');
-select todo(:'null_detail_bug', 1);
 select throws_ok($$ select pg_temp.submit('[{"question_id": "q1", "question": "   ", "answer": "a"}]') $$,
   '22023', 'answers[0].question: is required and must be non-empty text', 'A blank question is rejected.');
 select throws_ok($$ select pg_temp.submit(jsonb_build_array(jsonb_build_object('question_id', 'q1', 'question', repeat('q', 501), 'answer', 'a'))) $$,
@@ -85,7 +79,6 @@ select lives_ok($$ select pg_temp.submit(jsonb_build_array(jsonb_build_object('q
   'A 500-character question is accepted.');
 
 -- answers: the answer value
-select todo(:'null_detail_bug', 1);
 select throws_ok($$ select pg_temp.submit(pg_temp.answer('"   "')) $$,
   '22023', 'answers[0].answer: is empty', 'A blank text answer is rejected.');
 select throws_ok($$ select pg_temp.submit(pg_temp.answer(to_jsonb(repeat('a', 2001)))) $$,
@@ -128,10 +121,8 @@ select throws_ok($$ select pg_temp.submit(context => '["en"]') $$,
   '22023', 'context: must be an object or null', 'A context that is not an object is rejected.');
 select throws_ok($$ select pg_temp.submit(context => '{"locale": "en", "mood": "good"}') $$,
   '22023', 'context: has unknown keys', 'A context with an unknown key is rejected.');
-select todo(:'null_detail_bug', 1);
 select throws_ok($$ select pg_temp.submit(context => '{"goals": "get promoted"}') $$,
   '22023', 'context.goals: must be a list of at most 10 goals', 'goals as text is rejected.');
-select todo(:'null_detail_bug', 1);
 select throws_ok($$ select pg_temp.submit(context => jsonb_build_object('goals', (select jsonb_agg('goal ' || i) from generate_series(1, 11) as i))) $$,
   '22023', 'context.goals: must be a list of at most 10 goals', '11 goals are rejected.');
 select lives_ok($$ select pg_temp.submit(context => jsonb_build_object('goals', (select jsonb_agg('goal ' || i) from generate_series(1, 10) as i))) $$,
@@ -152,10 +143,8 @@ select throws_ok($$ select pg_temp.submit(context => '{"locale": null}') $$,
   '22023', 'context.locale: must be a BCP 47 language tag', 'A null locale is rejected.');
 select lives_ok($$ select pg_temp.submit(context => '{"locale": "pt-BR"}') $$, 'Locale pt-BR is accepted.');
 select lives_ok($$ select pg_temp.submit(context => '{"locale": "zh-Hant-TW"}') $$, 'Locale zh-Hant-TW is accepted.');
-select todo(:'null_detail_bug', 1);
 select throws_ok($$ select pg_temp.submit(context => jsonb_build_object('notes', repeat('n', 1001))) $$,
   '22023', 'context.notes: must be text of at most 1000 characters', '1001 characters of notes are rejected.');
-select todo(:'null_detail_bug', 1);
 select throws_ok($$ select pg_temp.submit(context => '{"notes": 5}') $$,
   '22023', 'context.notes: must be text of at most 1000 characters', 'Notes that are not text are rejected.');
 select lives_ok($$ select pg_temp.submit(context => jsonb_build_object('notes', repeat('n', 1000))) $$,

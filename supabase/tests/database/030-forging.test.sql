@@ -98,8 +98,6 @@ select throws_ok($$ delete from private.submission_quota $$,
 -- RLS checks the new row, with definer rights, so a forged user_id reaches it: a made-up id fails on
 -- the submission_quota foreign key (telling real user ids from made-up ones) and the victim's
 -- idempotency key is reported as already submitted, with the victim's assessment id in the detail.
-\set guard_before_rls_bug 'guard_submission() acts on a forged user_id before RLS rejects the row'
-select todo(:'guard_before_rls_bug', 2);
 select throws_ok(
   $$ insert into public.test_assessment (user_id, assessment_type, answers)
      values (gen_random_uuid(), 'career', pg_temp.answers(1)) $$,
