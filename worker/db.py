@@ -79,7 +79,9 @@ class Database:
             kwargs={"autocommit": True, "row_factory": dict_row, "application_name": "assessment-worker"},
             check=AsyncConnectionPool.check_connection,
             timeout=timeout,
-            reconnect_timeout=0,  # keep trying for ever: the database coming back is the normal case
+            # Drop a connection that cannot reconnect at once: the pool grows back on the next query,
+            # so recovery follows the database's return instead of the pool's own backoff schedule.
+            reconnect_timeout=0,
             open=False,
         )
         await pool.open(wait=False)
