@@ -33,13 +33,12 @@ from public.test_assessment
 where id = any(%(ids)s::uuid[]) and status not in ('queued', 'processing');
 
 -- name: find_cached
--- The newest AI result for the same prompt and model, if younger than ttl seconds.
-select summary, recommendations, model, prompt_version
+-- For each cache key, the newest AI result for the same prompt and model younger than ttl seconds.
+select distinct on (cache_key) cache_key, summary, recommendations, model
 from public.result_test
-where cache_key = %(cache_key)s and source = 'ai'
+where cache_key = any(%(cache_keys)s::text[]) and source = 'ai'
   and created_at > now() - make_interval(secs => %(ttl)s)
-order by created_at desc
-limit 1;
+order by cache_key, created_at desc;
 
 -- name: complete_jobs
 -- ONE statement for a batch of finished jobs: insert each result, mark its assessment completed and

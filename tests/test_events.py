@@ -59,3 +59,20 @@ def test_events_enqueue_trigger_sends_a_valid_assessment_submitted(
     assert len(messages) == 1
     event = AssessmentSubmitted.model_validate(messages[0]["message"])
     assert (event.assessment_id, event.user_id, event.submitted_at) == (row["id"], user_id, row["created_at"])
+
+
+def test_events_enqueue_notifies_only_when_no_older_job_is_waiting(
+    admin: psycopg.Connection, database_url: str, user_id: uuid.UUID
+) -> None:
+    admin.execute("select pgmq.purge_queue('assessment_submitted')")
+    body = "[{\"question_id\": \"q1\", \"question\": \"Q?\", \"answer\": true}]"
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute("listen assessment_submitted")
+        for _ in range(3):
+            with acting_as(admin, user_id, commit=True) as cur:
+                cur.execute("insert into public.test_assessment (assessment_type, answers) values ('career', %s)",
+                            (body,))
+        received = list(listener.notifies(timeout=1.0))
+    # The first job found an empty queue and woke the workers; the next two found it waiting.
+    assert len(received) == 1
+    admin.execute("select pgmq.purge_queue('assessment_submitted')")

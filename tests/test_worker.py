@@ -230,3 +230,26 @@ async def _wait_until(condition: object, timeout: float = 5) -> None:
 
 def test_worker_url_uses_the_least_privilege_role(database_url: str) -> None:
     assert worker_url(database_url).startswith("postgresql://assessment_worker@")
+
+
+async def test_worker_dead_letters_an_assessment_that_breaks_the_answer_rules(
+    admin: psycopg.Connection, database_url: str, ai: FakeOpenAI
+) -> None:
+    """Rows written with triggers off (superuser only) are re-checked by the worker, not trusted."""
+    user = create_user(admin)
+    with admin.transaction():
+        admin.execute("set local session_replication_role = replica")  # skips validation and enqueue
+        row = admin.execute(
+            "insert into public.test_assessment (user_id, assessment_type, answers) "
+            "values (%s, 'career', '[{\"question_id\": \"bad id!\", \"question\": \"Q?\", \"answer\": 1}]') "
+            "returning id, created_at", (user,)).fetchone()
+    assert row is not None
+    assessment_id, created_at = row
+    admin.execute("select pgmq.send('assessment_submitted', %s)", (psycopg.types.json.Jsonb({
+        "type": "assessment_submitted", "version": 1, "assessment_id": str(assessment_id),
+        "user_id": str(user), "submitted_at": created_at.isoformat()}),))
+    settings = settings_for(database_url)
+    async with running_worker(settings, recommender_for(settings, ai.base_url)):
+        [row] = await wait_for_status(database_url, [assessment_id], statuses=("failed",))
+    assert row["last_error"].startswith("invalid assessment: answers.0.question_id")
+    assert ai.requests == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -34,12 +35,24 @@ from worker.metrics import (
 )
 from worker.models import Assessment, Outcome
 from worker.pipeline import Recommends, produce_outcome
+from worker.prompt import Prompt, build_prompt
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 100  # messages per read and results per commit
 METRICS_INTERVAL_SECONDS = 5.0
 COMMIT_RETRY_SECONDS = 60.0  # how long a computed result waits for the database to come back
+
+
+@dataclass(frozen=True)
+class Job:
+    """A leased message whose assessment is loaded, valid and marked processing."""
+
+    message: Message
+    event: AssessmentSubmitted
+    assessment: Assessment
+    prompt: Prompt
+    cache_key: str
 
 
 def retry_delay_seconds(read_ct: int) -> int:
@@ -151,6 +164,7 @@ class Consumer:
             return
         rows = await self.db.start_jobs([event.assessment_id for _, event in events])
         done: list[int] = []
+        jobs: list[Job] = []
         for message, event in events:
             row = rows.get(event.assessment_id)
             if row is None or row["status"] in ("completed", "failed"):
@@ -160,26 +174,32 @@ class Consumer:
                 JOBS.labels("skipped", "none").inc()
                 done.append(message.msg_id)
                 continue
-            task = asyncio.create_task(self._process(message, event, row))
-            self.in_flight[message.msg_id] = task
-        IN_FLIGHT.set(len(self.in_flight))
-        if done:
-            await self.db.acknowledge(done)
-
-    # ------------------------------------------------------------------ one job
-
-    async def _process(self, message: Message, event: AssessmentSubmitted, row: dict[str, Any]) -> None:
-        current_assessment.set(str(event.assessment_id))
-        started = time.perf_counter()
-        QUEUE_WAIT_SECONDS.observe(max(0.0, (datetime.now(UTC) - event.submitted_at).total_seconds()))
-        try:
             try:
                 assessment = Assessment.model_validate(row)
             except ValidationError as exc:
                 await self._dead_letter(message, event.assessment_id, f"invalid assessment: {_first_error(exc)}")
-                return
-            outcome = await produce_outcome(assessment, self.recommender, self.db,
-                                            self.settings.cache_ttl_seconds)
+                continue
+            prompt = build_prompt(assessment)
+            jobs.append(Job(message, event, assessment, prompt, prompt.cache_key(self.recommender.model)))
+        if done:
+            await self.db.acknowledge(done)
+        cached = {}
+        if jobs and self.settings.cache_ttl_seconds > 0:
+            cached = await self.db.find_cached([job.cache_key for job in jobs], self.settings.cache_ttl_seconds)
+        for job in jobs:
+            task = asyncio.create_task(self._process(job, cached.get(job.cache_key)))
+            self.in_flight[job.message.msg_id] = task
+        IN_FLIGHT.set(len(self.in_flight))
+
+    # ------------------------------------------------------------------ one job
+
+    async def _process(self, job: Job, cached: dict[str, Any] | None) -> None:
+        message, event = job.message, job.event
+        current_assessment.set(str(event.assessment_id))
+        started = time.perf_counter()
+        QUEUE_WAIT_SECONDS.observe(max(0.0, (datetime.now(UTC) - event.submitted_at).total_seconds()))
+        try:
+            outcome = await produce_outcome(job.assessment, job.prompt, job.cache_key, cached, self.recommender)
             completed = await self._commit(message, event, outcome)
             JOBS.labels("completed" if completed else "skipped", outcome.source).inc()
             JOB_SECONDS.observe(time.perf_counter() - started)

@@ -109,9 +109,10 @@ class Database:
         rows = await self._fetch("start_jobs", {"ids": list(assessment_ids)})
         return {row["id"]: row for row in rows}
 
-    async def find_cached(self, cache_key: str, ttl_seconds: float) -> dict[str, Any] | None:
-        rows = await self._fetch("find_cached", {"cache_key": cache_key, "ttl": ttl_seconds})
-        return rows[0] if rows else None
+    async def find_cached(self, cache_keys: Sequence[str], ttl_seconds: float) -> dict[str, dict[str, Any]]:
+        """{cache_key: the newest AI result for it younger than ttl_seconds}, one query for a batch."""
+        rows = await self._fetch("find_cached", {"cache_keys": list(cache_keys), "ttl": ttl_seconds})
+        return {row["cache_key"]: row for row in rows}
 
     async def complete_jobs(self, jobs: Sequence[dict[str, Any]]) -> dict[UUID, bool]:
         """Commit a batch of results; returns {assessment_id: whether this batch completed it}."""
