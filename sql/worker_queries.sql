@@ -9,13 +9,16 @@ from pgmq.read('assessment_submitted', %(vt)s, %(qty)s);
 
 -- name: extend_leases
 -- Push the visibility timeout of in-flight messages vt seconds into the future.
-select count(pgmq.set_vt('assessment_submitted', msg_id, %(vt)s))
-from unnest(%(msg_ids)s::bigint[]) as msg_id;
+-- (set_vt returns a set, so it runs once per id as a lateral call in FROM.)
+select count(*)
+from unnest(%(msg_ids)s::bigint[]) as msg_id,
+     pgmq.set_vt('assessment_submitted', msg_id, %(vt)s);
 
 -- name: release_leases
 -- Make unfinished messages visible again at once (graceful shutdown).
-select count(pgmq.set_vt('assessment_submitted', msg_id, 0))
-from unnest(%(msg_ids)s::bigint[]) as msg_id;
+select count(*)
+from unnest(%(msg_ids)s::bigint[]) as msg_id,
+     pgmq.set_vt('assessment_submitted', msg_id, 0);
 
 -- name: start_jobs
 -- Mark the assessments of a batch processing; return every requested assessment that still exists

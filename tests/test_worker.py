@@ -253,3 +253,17 @@ async def test_worker_dead_letters_an_assessment_that_breaks_the_answer_rules(
         [row] = await wait_for_status(database_url, [assessment_id], statuses=("failed",))
     assert row["last_error"].startswith("invalid assessment: answers.0.question_id")
     assert ai.requests == []
+
+
+async def test_worker_extends_the_lease_of_a_job_slower_than_its_lease(
+    admin: psycopg.Connection, database_url: str
+) -> None:
+    [assessment_id] = submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(15)}])
+    async with FakeOpenAI(default=fake_openai.delay(4.5)) as slow_ai:
+        settings = settings_for(database_url, lease_seconds=3, cache_ttl_seconds=0)
+        # A second worker polls the same queue: it would take the job if its lease ran out.
+        async with running_worker(settings, recommender_for(settings, slow_ai.base_url)), \
+                running_worker(settings, recommender_for(settings, slow_ai.base_url)):
+            [row] = await wait_for_status(database_url, [assessment_id], timeout=20)
+    assert (row["source"], row["attempts"]) == ("ai", 1)  # never handed out a second time
+    assert len(slow_ai.requests) == 1

@@ -140,7 +140,7 @@ class Consumer:
                 failures += 1
                 delay = min(10.0, 0.25 * 2**failures)
                 log.warning("cannot read jobs; retrying", extra={"error": str(exc), "retry_in_seconds": delay})
-                await _wait_any(stop, timeout=delay)
+                await _wait_any(self.wake, stop, timeout=delay)  # a reconnected LISTEN cuts it short
                 continue
             if not messages:
                 # NOTIFY wakes us early; polling covers a lost notification or a dead LISTEN connection.

@@ -79,9 +79,9 @@ class Database:
             kwargs={"autocommit": True, "row_factory": dict_row, "application_name": "assessment-worker"},
             check=AsyncConnectionPool.check_connection,
             timeout=timeout,
-            # Drop a connection that cannot reconnect at once: the pool grows back on the next query,
-            # so recovery follows the database's return instead of the pool's own backoff schedule.
-            reconnect_timeout=0,
+            # Keep reconnecting (1 s, 2 s, 4 s, ...) through a restart; with 0 the pool gives up at once
+            # and a waiting query sits out its whole timeout (tests/reliability: 8 s instead of ~3 s).
+            reconnect_timeout=30,
             open=False,
         )
         await pool.open(wait=False)

@@ -21,7 +21,8 @@ from pydantic import (
     StringConstraints,
 )
 
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# No stripping here: the database trims and is the gatekeeper; the worker must accept what it accepted.
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 # Strict types, tried left to right: true stays a boolean (not 1) and "1" stays text (not a number).
 AnswerValue = (
     StrictBool | StrictInt | StrictFloat | Annotated[StrictStr, StringConstraints(min_length=1, max_length=2000)]
