@@ -40,6 +40,10 @@ from typing import Any
 import psycopg
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # the fake OpenAI server and its process helper live in tests/
+
+from tests.processes import fake_ai_process  # noqa: E402  (needs the path above)
+
 LOCALDB = REPO / "scripts" / "localdb"
 PYTHON = sys.executable
 
@@ -315,22 +319,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@contextlib.contextmanager
-def fake_ai(latency: float) -> Iterator[str]:
-    process = subprocess.Popen(
-        [PYTHON, "-m", "tests.fake_openai", "--port", "0", "--latency", str(latency)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        yield process.stdout.readline().strip()
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
 class Worker:
     """`python -m worker run` as assessment_worker, with a fixed ops port, logging to a file."""
 
@@ -586,7 +574,7 @@ def bench_slow_ai(
     )
     prefill = closed_loop(url, users, user_insert, total=jobs)
     peak = 0.0
-    with fake_ai(SLOW_AI_SECONDS) as ai_url:
+    with fake_ai_process(latency=SLOW_AI_SECONDS) as ai_url:
         worker = Worker(url, ai_url, log_dir, WORKER_CONCURRENCY=str(SLOW_AI_CONCURRENCY))
         try:
             deadline = time.perf_counter() + jobs / 10 + 60
@@ -946,7 +934,7 @@ def main() -> int:
                 "create table bench_plain (like public.test_assessment including defaults including indexes)"
             )
             report["submit"] = bench_submit(url, conn, users, plan)
-            with fake_ai(0.0) as ai_url:
+            with fake_ai_process(latency=0.0) as ai_url:
                 worker = Worker(url, ai_url, log_dir)
                 try:
                     report["end_to_end"] = bench_end_to_end(url, conn, users, plan, worker, args.py_spy)
