@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 
@@ -126,3 +127,16 @@ def test_cli_dlq_requeue_of_an_unknown_id_says_what_to_do(database_url: str) -> 
     result = run_cli(database_url, "dlq", "requeue", "999999999")
     assert result.returncode == 1
     assert "No dead-lettered job with msg_id 999999999" in result.stderr and "dlq list" in result.stderr
+
+
+def test_cli_run_with_a_taken_ops_port_exits_and_says_what_to_set(database_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"DATABASE_URL": worker_url(database_url), "PATH": "/usr/bin:/bin", "WORKER_OPS_PORT": str(port)}
+        result = subprocess.run([sys.executable, "-m", "worker", "run"], cwd=REPO, env=env,
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"Cannot serve /health on 127.0.0.1:{port}" in result.stderr
+    assert "Set WORKER_OPS_PORT to a free port." in result.stderr

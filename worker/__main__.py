@@ -50,13 +50,21 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         max_connections=settings.concurrency,
     )
     consumer = Consumer(settings, db, recommender)
-    consume = asyncio.create_task(consumer.run(stop), name="consumer")
-    runner, _ = await start_ops_server(build_app(db, alive=lambda: not consume.done()),
-                                       settings.ops_host, settings.ops_port)
+    runner = None
     try:
-        await consume
+        # Serve /health before taking any job, so a taken port fails the start instead of a running worker.
+        try:
+            runner, _ = await start_ops_server(build_app(db, alive=lambda: consumer.running),
+                                               settings.ops_host, settings.ops_port)
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot serve /health on {settings.ops_host}:{settings.ops_port}: {exc.strerror}. "
+                "Set WORKER_OPS_PORT to a free port."
+            ) from exc
+        await consumer.run(stop)
     finally:
-        await runner.cleanup()
+        if runner is not None:
+            await runner.cleanup()
         await recommender.aclose()
         await db.close()
 

@@ -78,6 +78,7 @@ class Consumer:
         self.slot_free = asyncio.Event()
         self.completions: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[bool]]] = asyncio.Queue()
         self.listening = False
+        self.running = False  # /health: the consume loop is up
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -91,10 +92,12 @@ class Consumer:
         ]
         log.info("worker started", extra={"concurrency": self.settings.concurrency,
                                           "lease_seconds": self.settings.lease_seconds})
+        self.running = True
         try:
             await self._fetch_loop(stop)
             await self._drain()
         finally:
+            self.running = False
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
