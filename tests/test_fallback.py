@@ -97,3 +97,16 @@ def test_fallback_no_answer_suggests_revisiting_the_question() -> None:
                {"question_id": "r", "question": "Rate your mood", "answer": 3}]
     result = fallback_recommendations(assessment(answers))
     assert any(r.title == "Revisit: Do you exercise weekly?" for r in result.recommendations)
+
+
+def test_fallback_uses_the_scale_a_question_states() -> None:
+    answers = [
+        {"question_id": "stress", "question": "Stress level (1 = low, 5 = high)?", "answer": 4},
+        {"question_id": "sleep", "question": "Hours of sleep per night?", "answer": 6},
+        {"question_id": "focus", "question": "Focus at work, 1-10?", "answer": 2},
+    ]
+    result = fallback_recommendations(assessment(answers))
+    focus = {r.title: r.priority for r in result.recommendations if r.title.startswith("Focus area")}
+    # 2 on the stated 1-10 scale is the lowest; 4 on the stated 1-5 scale is not low at all.
+    assert focus["Focus area: Focus at work, 1-10?"] == 1
+    assert "Focus area: Stress level (1 = low, 5 = high)?" not in focus

@@ -9,6 +9,7 @@ The text is English: the fallback has no translations, whatever context.locale s
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from worker.models import Answer, Assessment, Recommendation, RecommendationSet
@@ -28,7 +29,7 @@ class _Scored:
     index: int
     answer: Answer
     value: float
-    score: float  # 0 = bottom of the inferred scale, 1 = top
+    score: float  # 0 = bottom of the answer's scale, 1 = top
 
 
 def fallback_recommendations(assessment: Assessment) -> RecommendationSet:
@@ -156,19 +157,35 @@ def fallback_recommendations(assessment: Assessment) -> RecommendationSet:
 
 
 def _scored(answers: list[Answer]) -> list[_Scored]:
-    numbers = [
-        (i, a, v) for i, a in enumerate(answers)
-        if (v := _finite(a.answer)) is not None
-    ]
-    if not numbers:
-        return []
-    values = [v for _, _, v in numbers]
-    low, high = _scale(min(values), max(values))
-    span = high - low
-    return [
-        _Scored(i, a, v, min(max((v - low) / span, 0.0), 1.0) if span > 0 and math.isfinite(span) else 0.5)
-        for i, a, v in numbers
-    ]
+    """Numeric answers placed on their scale: the one the question states, else one inferred."""
+    numbers = [(i, a, v) for i, a in enumerate(answers) if (v := _finite(a.answer)) is not None]
+    stated = {i: scale for i, a, v in numbers if (scale := _stated_scale(a.question)) and scale[0] <= v <= scale[1]}
+    unstated = [v for i, _, v in numbers if i not in stated]
+    inferred = _scale(min(unstated), max(unstated)) if unstated else (0.0, 0.0)
+    scored = []
+    for i, a, v in numbers:
+        low, high = stated.get(i, inferred)
+        span = high - low
+        score = min(max((v - low) / span, 0.0), 1.0) if span > 0 and math.isfinite(span) else 0.5
+        scored.append(_Scored(i, a, v, score))
+    return scored
+
+
+# "(1 = not at all, 5 = very)", "on a scale of 1-10", "de 1 a 5", "0 to 100": the question's own scale.
+_ANCHORS = re.compile(r"(-?\d+)\s*=")
+_RANGE = re.compile(r"(?<![\d.])(-?\d+)\s*(?:-|\u2013|\u2014|to|a|até|bis|à)\s*(-?\d+)(?![\d.])")
+
+
+def _stated_scale(question: str) -> tuple[float, float] | None:
+    anchors = [float(n) for n in _ANCHORS.findall(question)]
+    if len(anchors) >= 2 and min(anchors) < max(anchors):
+        return min(anchors), max(anchors)
+    match = _RANGE.search(question)
+    if match:
+        low, high = float(match.group(1)), float(match.group(2))
+        if low < high:
+            return low, high
+    return None
 
 
 def _finite(value: object) -> float | None:
