@@ -257,7 +257,11 @@ class Consumer:
             batch = [await self.completions.get()]
             while len(batch) < MAX_BATCH and not self.completions.empty():
                 batch.append(self.completions.get_nowait())
-            await self._commit_batch(batch)
+            try:
+                await self._commit_batch(batch)
+            except Exception as exc:  # this loop must outlive any one batch, or every job would hang
+                log.exception("committing a batch failed", extra={"jobs": len(batch)})
+                _fail_all(batch, exc)
 
     async def _commit_batch(self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]) -> None:
         deadline = time.monotonic() + COMMIT_RETRY_SECONDS
@@ -299,7 +303,7 @@ class Consumer:
                     self.wake.set()  # anything enqueued while we were not listening
                     async for _ in conn.notifies():
                         self.wake.set()
-            except (DatabaseUnavailable, psycopg.Error) as exc:
+            except Exception as exc:  # any failure: reconnect; polling covers the gap
                 log.warning("LISTEN connection lost; reconnecting", extra={"error": str(exc),
                                                                           "retry_in_seconds": delay})
             finally:
@@ -316,7 +320,7 @@ class Consumer:
                 continue
             try:
                 await self.db.extend_leases(msg_ids, self.settings.lease_seconds)
-            except (DatabaseUnavailable, psycopg.Error) as exc:
+            except Exception as exc:  # keep extending: the next round may succeed
                 log.warning("could not extend leases", extra={"jobs": len(msg_ids), "error": str(exc)})
 
     async def _refresh_queue_metrics(self) -> None:
@@ -325,7 +329,7 @@ class Consumer:
                 for queue in await self.db.queue_metrics():
                     QUEUE_DEPTH.labels(queue.queue_name).set(queue.length)
                     QUEUE_OLDEST_AGE_SECONDS.labels(queue.queue_name).set(queue.oldest_age_seconds or 0)
-            except (DatabaseUnavailable, psycopg.Error) as exc:
+            except Exception as exc:  # metrics are best effort; never let them stop the loop
                 log.debug("queue metrics unavailable", extra={"error": str(exc)})
             await asyncio.sleep(METRICS_INTERVAL_SECONDS)
 
