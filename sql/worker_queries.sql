@@ -80,7 +80,9 @@ with input as (
   select i.msg_id, pgmq.archive('assessment_submitted', i.msg_id) as archived
   from input i
 )
-select i.assessment_id, i.msg_id, (c.id is not null) as completed
+-- Two messages for one assessment in a batch: only the first counts as the one that completed it.
+select i.assessment_id, i.msg_id,
+       (c.id is not null and i.msg_id = min(i.msg_id) over (partition by i.assessment_id)) as completed
 from input i
 join archived ar on ar.msg_id = i.msg_id
 left join completed c on c.id = i.assessment_id;

@@ -99,7 +99,8 @@ async def test_cli_dlq_list_and_requeue_bring_a_failed_job_back(
     admin: psycopg.Connection, database_url: str
 ) -> None:
     [assessment_id] = submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(23)}])
-    admin.execute("select pgmq.read('assessment_submitted', 0, 1)")  # one delivery that never finished
+    admin.execute("update public.test_assessment set status = 'processing', attempts = 1 where id = %s",
+                  (assessment_id,))  # one attempt that never finished
     async with FakeOpenAI() as ai:
         settings = settings_for(database_url, max_attempts=1, cache_ttl_seconds=0)
         async with running_worker(settings, recommender_for(settings, ai.base_url)):
@@ -107,7 +108,7 @@ async def test_cli_dlq_list_and_requeue_bring_a_failed_job_back(
 
         listed = await asyncio.to_thread(run_cli, database_url, "dlq", "list")
         assert listed.returncode == 0 and str(assessment_id) in listed.stdout
-        assert '"reason": "gave up after 1 deliveries"' in listed.stdout
+        assert '"reason": "attempts exhausted: 1 of 1"' in listed.stdout
 
         requeued = await asyncio.to_thread(run_cli, database_url, "dlq", "requeue", "--all")
         assert requeued.returncode == 0 and "requeued dead letter" in requeued.stdout
@@ -138,5 +139,5 @@ def test_cli_run_with_a_taken_ops_port_exits_and_says_what_to_set(database_url: 
         result = subprocess.run([sys.executable, "-m", "worker", "run"], cwd=REPO, env=env,
                                 capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
-    assert f"Cannot serve /health on 127.0.0.1:{port}" in result.stderr
+    assert f"Cannot serve /health on 127.0.0.1:{port}: Address already in use." in result.stderr
     assert "Set WORKER_OPS_PORT to a free port." in result.stderr

@@ -296,6 +296,19 @@ def test_realtime_failure_broadcasts_assessment_failed(
         assert SECRET_ANSWER not in json.dumps(m["payload"])
 
 
+def test_realtime_retry_broadcasts_processing_again_with_the_new_attempt(
+    admin: psycopg.Connection, worker: Worker, user_id: uuid.UUID, cleanup: None
+) -> None:
+    assessment_id = submit(admin, user_id)
+    worker.take(assessment_id)
+    worker.take(assessment_id)  # the first attempt failed and the job was delivered again
+    a_topic = f"assessment:{assessment_id}"
+
+    processing = [status_event(m) for m in broadcasts(admin, a_topic) if m["event"] == "assessment_processing"]
+
+    assert [event.attempts for event in processing] == [1, 2]
+
+
 def test_realtime_requeue_is_not_broadcast(
     admin: psycopg.Connection, worker: Worker, user_id: uuid.UUID, cleanup: None
 ) -> None:

@@ -170,12 +170,26 @@ async def test_worker_dead_letters_after_max_attempts(
     admin: psycopg.Connection, database_url: str, ai: FakeOpenAI
 ) -> None:
     [assessment_id] = submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(12)}])
-    for _ in range(3):  # three deliveries that never finished (e.g. workers killed mid-job)
-        admin.execute("select pgmq.read('assessment_submitted', 0, 1)")
+    # Three attempts that never finished (e.g. workers killed mid-job): processing, attempts = 3.
+    admin.execute("update public.test_assessment set status = 'processing', attempts = 3 where id = %s",
+                  (assessment_id,))
     settings = settings_for(database_url, max_attempts=3)
     async with running_worker(settings, recommender_for(settings, ai.base_url)):
         [row] = await wait_for_status(database_url, [assessment_id], statuses=("failed",))
-    assert row["last_error"] == "gave up after 3 deliveries" and row["results"] == 0
+    assert row["last_error"] == "attempts exhausted: 3 of 3" and row["results"] == 0
+    assert ai.requests == []
+
+
+async def test_worker_dead_letters_a_message_that_never_starts(
+    admin: psycopg.Connection, database_url: str, ai: FakeOpenAI
+) -> None:
+    [assessment_id] = submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(16)}])
+    for _ in range(6):  # six deliveries that never reached processing
+        admin.execute("select pgmq.read('assessment_submitted', 0, 1)")
+    settings = settings_for(database_url, max_attempts=2)  # 2 attempts x 3 deliveries each
+    async with running_worker(settings, recommender_for(settings, ai.base_url)):
+        [row] = await wait_for_status(database_url, [assessment_id], statuses=("failed",))
+    assert row["last_error"] == "never started after 6 deliveries" and row["attempts"] == 0
     assert ai.requests == []
 
 

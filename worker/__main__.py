@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -58,7 +59,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
                                                settings.ops_host, settings.ops_port)
         except OSError as exc:
             raise ConfigError(
-                f"Cannot serve /health on {settings.ops_host}:{settings.ops_port}: {exc.strerror}. "
+                f"Cannot serve /health on {settings.ops_host}:{settings.ops_port}: "
+                f"{os.strerror(exc.errno) if exc.errno else exc}. "
                 "Set WORKER_OPS_PORT to a free port."
             ) from exc
         await consumer.run(stop)

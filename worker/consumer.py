@@ -40,6 +40,10 @@ from worker.prompt import Prompt, build_prompt
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 100  # messages per read and results per commit
+IDLE_POLL_START_SECONDS = 0.01  # first poll after the queue runs dry; doubles up to the poll interval
+# Deliveries per allowed attempt before a message that never starts processing is dead-lettered
+# (a lease that ran out while the database was away also counts as a delivery).
+READS_PER_ATTEMPT = 3
 METRICS_INTERVAL_SECONDS = 5.0
 COMMIT_RETRY_SECONDS = 60.0  # how long a computed result waits for the database to come back
 
@@ -55,9 +59,9 @@ class Job:
     cache_key: str
 
 
-def retry_delay_seconds(read_ct: int) -> int:
+def retry_delay_seconds(attempt: int) -> int:
     """Backoff before a failed job is delivered again: 2, 4, 8, ... capped at 60 seconds."""
-    return int(min(60, 2 ** max(1, read_ct)))
+    return int(min(60, 2 ** max(1, attempt)))
 
 
 def raw_assessment_id(body: Any) -> UUID | None:
@@ -127,6 +131,7 @@ class Consumer:
 
     async def _fetch_loop(self, stop: asyncio.Event) -> None:
         failures = 0
+        idle_reads = 0
         while not stop.is_set():
             free = self.settings.concurrency - len(self.in_flight)
             if free <= 0:
@@ -139,24 +144,33 @@ class Consumer:
                 if messages:
                     await self._start_batch(messages)
                 failures = 0
-            except (DatabaseUnavailable, psycopg.Error) as exc:
+            except Exception as exc:  # the database away, or a bug: retry, never stop consuming
                 failures += 1
                 delay = min(10.0, 0.25 * 2**failures)
-                log.warning("cannot read jobs; retrying", extra={"error": str(exc), "retry_in_seconds": delay})
+                expected = isinstance(exc, DatabaseUnavailable | psycopg.Error)
+                (log.warning if expected else log.exception)(
+                    "cannot read or start jobs; retrying", extra={"error": str(exc), "retry_in_seconds": delay})
                 await _wait_any(self.wake, stop, timeout=delay)  # a reconnected LISTEN cuts it short
                 continue
-            if not messages:
-                # NOTIFY wakes us early; polling covers a lost notification or a dead LISTEN connection.
-                await _wait_any(self.wake, stop, timeout=self.settings.poll_interval_seconds)
+            if messages:
+                idle_reads = 0
+                continue
+            # NOTIFY wakes us early; polling covers a lost notification or a dead LISTEN connection. Right
+            # after work the poll starts short (10 ms, doubling): a job whose producer saw our previous job
+            # still waiting sent no NOTIFY (see the enqueue trigger) and may commit just after this read.
+            wait = min(self.settings.poll_interval_seconds, IDLE_POLL_START_SECONDS * 2**idle_reads)
+            idle_reads += 1
+            await _wait_any(self.wake, stop, timeout=wait)
 
     async def _start_batch(self, messages: list[Message]) -> None:
         events: list[tuple[Message, AssessmentSubmitted]] = []
         for message in messages:
             if message.msg_id in self.in_flight:
                 continue  # its lease ran out while we still work on it (database was away); keep going
-            if message.read_ct > self.settings.max_attempts:
+            if message.read_ct > self.settings.max_attempts * READS_PER_ATTEMPT:
+                # Read this often without ever starting: something fails before processing begins.
                 await self._dead_letter(message, raw_assessment_id(message.body),
-                                        f"gave up after {message.read_ct - 1} deliveries")
+                                        f"never started after {message.read_ct - 1} deliveries")
                 continue
             try:
                 events.append((message, AssessmentSubmitted.model_validate(message.body)))
@@ -172,18 +186,22 @@ class Consumer:
             row = rows.get(event.assessment_id)
             if row is None or row["status"] in ("completed", "failed"):
                 why = "assessment deleted" if row is None else f"assessment already {row['status']}"
-                log.info("acknowledging without processing: %s", why,
+                log.info("acknowledging without processing: %s (or finished by another worker just now)", why,
                          extra={"assessment_id": str(event.assessment_id), "msg_id": message.msg_id})
                 JOBS.labels("skipped", "none").inc()
                 done.append(message.msg_id)
                 continue
+            if row["attempts"] > self.settings.max_attempts:
+                await self._dead_letter(message, event.assessment_id,
+                                        f"attempts exhausted: {row['attempts'] - 1} of {self.settings.max_attempts}")
+                continue
             try:
-                assessment = Assessment.model_validate(row)
+                jobs.append(self._prepare(message, event, row))
             except ValidationError as exc:
                 await self._dead_letter(message, event.assessment_id, f"invalid assessment: {_first_error(exc)}")
-                continue
-            prompt = build_prompt(assessment)
-            jobs.append(Job(message, event, assessment, prompt, prompt.cache_key(self.recommender.model)))
+            except Exception as exc:  # a bug in preparing one job must not hold up the others
+                log.exception("preparing a job failed", extra={"assessment_id": str(event.assessment_id)})
+                await self._fail_attempt(message, event.assessment_id, row["attempts"], f"{type(exc).__name__}: {exc}")
         if done:
             await self.db.acknowledge(done)
         cached = {}
@@ -194,13 +212,19 @@ class Consumer:
             self.in_flight[job.message.msg_id] = task
         IN_FLIGHT.set(len(self.in_flight))
 
+    def _prepare(self, message: Message, event: AssessmentSubmitted, row: dict[str, Any]) -> Job:
+        assessment = Assessment.model_validate(row)
+        prompt = build_prompt(assessment)
+        return Job(message, event, assessment, prompt, prompt.cache_key(self.recommender.model))
+
     # ------------------------------------------------------------------ one job
 
     async def _process(self, job: Job, cached: dict[str, Any] | None) -> None:
         message, event = job.message, job.event
         current_assessment.set(str(event.assessment_id))
         started = time.perf_counter()
-        QUEUE_WAIT_SECONDS.observe(max(0.0, (datetime.now(UTC) - event.submitted_at).total_seconds()))
+        if job.assessment.attempts == 1:  # insert to first pickup; retries would count their backoff too
+            QUEUE_WAIT_SECONDS.observe(max(0.0, (datetime.now(UTC) - event.submitted_at).total_seconds()))
         try:
             outcome = await produce_outcome(job.assessment, job.prompt, job.cache_key, cached, self.recommender)
             completed = await self._commit(message, event, outcome)
@@ -208,26 +232,26 @@ class Consumer:
             JOB_SECONDS.observe(time.perf_counter() - started)
             log.info("job completed" if completed else "job already finished elsewhere; acknowledged",
                      extra={"source": outcome.source, "fallback_reason": outcome.fallback_reason,
-                            "latency_ms": outcome.latency_ms, "attempt": message.read_ct})
+                            "latency_ms": outcome.latency_ms, "attempt": job.assessment.attempts})
         except DatabaseUnavailable as exc:
             JOB_ERRORS.labels("database_unavailable").inc()
             log.warning("database unavailable; the job returns when its lease ends", extra={"error": str(exc)})
         except Exception as exc:  # one job's bug or bad data must never stop the worker
             JOB_ERRORS.labels(type(exc).__name__).inc()
-            log.exception("job attempt failed", extra={"attempt": message.read_ct})
-            await self._fail_attempt(message, event.assessment_id, f"{type(exc).__name__}: {exc}")
+            log.exception("job attempt failed", extra={"attempt": job.assessment.attempts})
+            await self._fail_attempt(message, event.assessment_id, job.assessment.attempts,
+                                     f"{type(exc).__name__}: {exc}")
         finally:
             self.in_flight.pop(message.msg_id, None)
             IN_FLIGHT.set(len(self.in_flight))
             self.slot_free.set()
 
-    async def _fail_attempt(self, message: Message, assessment_id: UUID, error: str) -> None:
+    async def _fail_attempt(self, message: Message, assessment_id: UUID, attempt: int, error: str) -> None:
         try:
-            if message.read_ct >= self.settings.max_attempts:
-                await self._dead_letter(message, assessment_id, f"attempt {message.read_ct} failed: {error}")
+            if attempt >= self.settings.max_attempts:
+                await self._dead_letter(message, assessment_id, f"attempt {attempt} failed: {error}")
             else:
-                await self.db.record_failure(message.msg_id, assessment_id, error,
-                                             retry_delay_seconds(message.read_ct))
+                await self.db.record_failure(message.msg_id, assessment_id, error, retry_delay_seconds(attempt))
         except (DatabaseUnavailable, psycopg.Error) as exc:
             log.warning("could not record the failure; the job returns when its lease ends",
                         extra={"error": str(exc)})
@@ -286,7 +310,7 @@ class Consumer:
                 return
             for job, future in batch:
                 if not future.done():
-                    future.set_result(results.get(UUID(job["assessment_id"]), False))
+                    future.set_result(results.get(job["msg_id"], False))
             return
 
     # ------------------------------------------------------------------ background helpers

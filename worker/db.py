@@ -114,10 +114,10 @@ class Database:
         rows = await self._fetch("find_cached", {"cache_keys": list(cache_keys), "ttl": ttl_seconds})
         return {row["cache_key"]: row for row in rows}
 
-    async def complete_jobs(self, jobs: Sequence[dict[str, Any]]) -> dict[UUID, bool]:
-        """Commit a batch of results; returns {assessment_id: whether this batch completed it}."""
+    async def complete_jobs(self, jobs: Sequence[dict[str, Any]]) -> dict[int, bool]:
+        """Commit a batch of results; returns {msg_id: whether that message's job completed its assessment}."""
         rows = await self._fetch("complete_jobs", {"jobs": Jsonb(list(jobs))})
-        return {row["assessment_id"]: row["completed"] for row in rows}
+        return {row["msg_id"]: row["completed"] for row in rows}
 
     async def acknowledge(self, msg_ids: Sequence[int]) -> None:
         await self._fetch("acknowledge", {"msg_ids": list(msg_ids)})
@@ -170,8 +170,18 @@ class Database:
 
 
 async def listen(url: str) -> psycopg.AsyncConnection[Any]:
-    """A dedicated session connection LISTENing for enqueue hints (needs a session, not a tx pooler)."""
+    """A dedicated session connection LISTENing for enqueue hints (needs a session, not a tx pooler).
+
+    TCP keepalives make a silently dropped connection fail within about a minute instead of never.
+    """
     async with translate_errors():
-        conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
-        await conn.execute(f"listen {NOTIFY_CHANNEL}")  # a fixed identifier, not a runtime value
+        conn = await psycopg.AsyncConnection.connect(
+            url, autocommit=True, application_name="assessment-worker-listen",
+            keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3,
+        )
+        try:
+            await conn.execute(f"listen {NOTIFY_CHANNEL}")  # a fixed identifier, not a runtime value
+        except BaseException:
+            await conn.close()
+            raise
         return conn

@@ -16,16 +16,16 @@ FALLBACKS = Counter(
     "assessment_fallbacks_total", "Fallback recommendations, by reason.", ["reason"], registry=REGISTRY
 )
 JOB_ERRORS = Counter(
-    "assessment_job_errors_total", "Attempts that failed and will be retried, by error kind.", ["kind"],
+    "assessment_job_errors_total", "Failed job attempts (retried, or dead-lettered on the last one), by error kind.", ["kind"],
     registry=REGISTRY,
 )
 QUEUE_WAIT_SECONDS = Histogram(
-    "assessment_queue_wait_seconds", "From insert to the worker taking the job.",
+    "assessment_queue_wait_seconds", "From insert to the worker first taking the job (retries not included).",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
     registry=REGISTRY,
 )
 AI_CALL_SECONDS = Histogram(
-    "assessment_ai_call_seconds", "The whole AI step (all attempts), by result (ok or the failure reason).",
+    "assessment_ai_call_seconds", "The whole AI step (all attempts), by result (ok, the failure reason, or cancelled).",
     ["result"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30),
     registry=REGISTRY,

@@ -59,6 +59,7 @@ create table if not exists auth.users (
   updated_at timestamptz default now()
 );
 comment on table auth.users is 'Local stand-in for Supabase Auth users (GoTrue). Only the columns application code uses.';
+alter table auth.users enable row level security;  -- no API role has rights on it; RLS as everywhere
 
 -- auth.uid(), auth.role(), auth.jwt(): Supabase's definitions, reading the claims PostgREST sets per
 -- request (request.jwt.claims, with the legacy request.jwt.claim.* settings first).

@@ -36,7 +36,7 @@ begin
 end;
 $$;
 comment on function private.enqueue_assessment() is
-  'After insert on test_assessment: sends the assessment_submitted event to pgmq and notifies listening workers.';
+  'After insert on test_assessment: sends the assessment_submitted event to pgmq; notifies listening workers when no older job is waiting.';
 revoke execute on function private.enqueue_assessment() from public, anon, authenticated;
 
 create trigger a30_enqueue_assessment

@@ -60,13 +60,15 @@ begin
 end;
 $$;
 comment on function private.broadcast_assessment_status() is
-  'After update of status on test_assessment: broadcasts assessment_processing, recommendation_completed or assessment_failed to the private topics assessment:<id> and user:<user_id>.';
+  'After a status change (or a retry) on test_assessment: broadcasts assessment_processing, recommendation_completed or assessment_failed to the private topics assessment:<id> and user:<user_id>.';
 revoke execute on function private.broadcast_assessment_status() from public, anon, authenticated;
 
+-- A retry is processing -> processing with one more attempt: the owner hears about it too.
 create trigger a40_broadcast_assessment_status
-  after update of status on public.test_assessment
+  after update of status, attempts on public.test_assessment
   for each row
-  when (old.status is distinct from new.status and new.status in ('processing', 'completed', 'failed'))
+  when ((old.status is distinct from new.status and new.status in ('processing', 'completed', 'failed'))
+        or (new.status = 'processing' and new.attempts > old.attempts))
   execute function private.broadcast_assessment_status();
 
 -- Realtime Authorization: when a client joins a private channel, Realtime sets realtime.topic() and
