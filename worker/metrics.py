@@ -16,7 +16,9 @@ FALLBACKS = Counter(
     "assessment_fallbacks_total", "Fallback recommendations, by reason.", ["reason"], registry=REGISTRY
 )
 JOB_ERRORS = Counter(
-    "assessment_job_errors_total", "Failed job attempts (retried, or dead-lettered on the last one), by error kind.", ["kind"],
+    "assessment_job_errors_total",
+    "Failed job attempts (retried, or dead-lettered on the last one), by error kind.",
+    ["kind"],
     registry=REGISTRY,
 )
 QUEUE_WAIT_SECONDS = Histogram(
