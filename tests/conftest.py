@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from tests.support import create_user, local_database_url
+from tests.worker_support import purge_queues
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +32,9 @@ def user_id(admin: psycopg.Connection) -> uuid.UUID:
 @pytest.fixture
 def other_user_id(admin: psycopg.Connection) -> uuid.UUID:
     return create_user(admin)
+
+
+@pytest.fixture
+def empty_queues(admin: psycopg.Connection) -> None:
+    """Worker tests start from empty job and dead-letter queues (tests run one at a time)."""
+    purge_queues(admin)

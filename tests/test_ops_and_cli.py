@@ -16,7 +16,6 @@ from tests.support import REPO, create_user
 from tests.worker_support import (
     answers,
     fetch,
-    purge_queues,
     recommender_for,
     running_worker,
     settings_for,
@@ -27,10 +26,7 @@ from tests.worker_support import (
 from worker.db import Database
 from worker.ops import build_app, start_ops_server
 
-
-@pytest.fixture(autouse=True)
-def empty_queues(admin: psycopg.Connection) -> None:
-    purge_queues(admin)
+pytestmark = pytest.mark.usefixtures("empty_queues")
 
 
 async def test_ops_health_ready_and_metrics_answer(admin: psycopg.Connection, database_url: str) -> None:

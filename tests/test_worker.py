@@ -25,10 +25,7 @@ from tests.worker_support import (
     worker_url,
 )
 
-
-@pytest.fixture(autouse=True)
-def empty_queues(admin: psycopg.Connection) -> None:
-    purge_queues(admin)
+pytestmark = pytest.mark.usefixtures("empty_queues")
 
 
 @pytest.fixture

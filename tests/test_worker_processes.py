@@ -13,12 +13,9 @@ import pytest
 
 from tests.processes import WorkerProcess, fake_ai_process
 from tests.support import LOCALDB, REPO
-from tests.worker_support import purge_queues, submit_many, wait_for_status, worker_url
+from tests.worker_support import submit_many, wait_for_status, worker_url
 
-
-@pytest.fixture(autouse=True)
-def empty_queues(admin: psycopg.Connection) -> None:
-    purge_queues(admin)
+pytestmark = pytest.mark.usefixtures("empty_queues")
 
 
 @pytest.fixture

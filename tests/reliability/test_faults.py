@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import subprocess
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,14 +30,6 @@ from tests.reliability.threaded_ai import threaded_fake_ai
 from tests.support import LOCALDB, REPO
 
 pytestmark = pytest.mark.reliability
-
-
-@pytest.fixture
-def workers_for(database_url: str, tmp_path: Path) -> Iterator[list[Workers]]:
-    made: list[Workers] = []
-    yield made
-    for group in made:
-        group.close()
 
 
 def new_workers(made: list[Workers], database_url: str, ai_url: str, tmp_path: Path, **env: str) -> Workers:

@@ -8,7 +8,6 @@ WORKER_MAX_ATTEMPTS=2 the third read dead-letters a job that is still being proc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -20,22 +19,16 @@ from tests.reliability.threaded_ai import threaded_fake_ai
 pytestmark = pytest.mark.reliability
 
 
-@pytest.fixture
-def workers(database_url: str, tmp_path: Path) -> Iterator[list[Workers]]:
-    made: list[Workers] = []
-    yield made
-    for group in made:
-        group.close()
 
 
 def test_jobs_slower_than_the_lease_are_not_redelivered(
-    admin: psycopg.Connection, database_url: str, workers: list[Workers], tmp_path: Path
+    admin: psycopg.Connection, database_url: str, workers_for: list[Workers], tmp_path: Path
 ) -> None:
     ids = start_scenario(admin, seed=700_000, total=20)
     with threaded_fake_ai(latency=8.0) as ai:
         env = {"WORKER_LEASE_SECONDS": "3", "WORKER_MAX_ATTEMPTS": "2", "AI_DEADLINE_SECONDS": "30"}
         group = Workers(database_url, ai.base_url, tmp_path, env)
-        workers.append(group)
+        workers_for.append(group)
         group.spawn()
         group.spawn()
         outcome = finish(database_url, "ai_slower_than_lease", ids, group, fault_ends=[], timeout=40)
