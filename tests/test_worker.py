@@ -278,3 +278,22 @@ async def test_worker_extends_the_lease_of_a_job_slower_than_its_lease(
             [row] = await wait_for_status(database_url, [assessment_id], timeout=20)
     assert (row["source"], row["attempts"]) == ("ai", 1)  # never handed out a second time
     assert len(slow_ai.requests) == 1
+
+
+async def test_worker_completion_broadcasts_once_per_topic_per_transition(
+    admin: psycopg.Connection, database_url: str, ai: FakeOpenAI
+) -> None:
+    user = create_user(admin)
+    [assessment_id] = submit(admin, user, [{"assessment_type": "career", "answers": answers(17)}])
+    settings = settings_for(database_url, cache_ttl_seconds=0)
+    async with running_worker(settings, recommender_for(settings, ai.base_url)):
+        [row] = await wait_for_status(database_url, [assessment_id])
+    messages = await fetch(database_url, "select topic, event, payload from realtime.messages "
+                           "where topic in (%s, %s) order by inserted_at, id",
+                           (f"assessment:{assessment_id}", f"user:{user}"))
+    seen = sorted((m["topic"].split(":")[0], m["event"]) for m in messages)
+    assert seen == [("assessment", "assessment_processing"), ("assessment", "recommendation_completed"),
+                    ("user", "assessment_processing"), ("user", "recommendation_completed")]
+    completed = next(m["payload"] for m in messages if m["event"] == "recommendation_completed")
+    assert (completed["source"], completed["result_id"]) == ("ai", str(row["result_id"]))
+    assert "answers" not in completed
