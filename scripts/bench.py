@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the fake OpenAI server and its process helper live in tests/
 
 from tests.processes import fake_ai_process  # noqa: E402  (needs the path above)
+from tests.worker_support import worker_url  # noqa: E402
 
 LOCALDB = REPO / "scripts" / "localdb"
 PYTHON = sys.executable
@@ -112,10 +113,6 @@ def database_url() -> str:
     if result.returncode != 0:
         raise SystemExit(f"bench: 'scripts/localdb up' failed:\n{result.stderr}")
     return result.stdout.strip().splitlines()[-1]
-
-
-def worker_url(url: str) -> str:
-    return url.replace("postgresql://postgres@", "postgresql://assessment_worker@", 1)
 
 
 def connect(url: str) -> psycopg.Connection[Any]:

@@ -7,18 +7,12 @@
 select msg_id, read_ct, enqueued_at, message
 from pgmq.read('assessment_submitted', %(vt)s, %(qty)s);
 
--- name: extend_leases
--- Push the visibility timeout of in-flight messages vt seconds into the future.
--- (set_vt returns a set, so it runs once per id as a lateral call in FROM.)
+-- name: set_leases
+-- Make in-flight messages visible again vt seconds from now: extends their leases, or with vt = 0
+-- releases them at once (graceful shutdown). set_vt returns a set, so it runs once per id in FROM.
 select count(*)
 from unnest(%(msg_ids)s::bigint[]) as msg_id,
      pgmq.set_vt('assessment_submitted', msg_id, %(vt)s);
-
--- name: release_leases
--- Make unfinished messages visible again at once (graceful shutdown).
-select count(*)
-from unnest(%(msg_ids)s::bigint[]) as msg_id,
-     pgmq.set_vt('assessment_submitted', msg_id, 0);
 
 -- name: start_jobs
 -- Mark the assessments of a batch processing; return every requested assessment that still exists

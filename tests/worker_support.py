@@ -51,7 +51,7 @@ def submit(conn: psycopg.Connection, user_id: uuid.UUID, bodies: Iterable[dict[s
                 [json.dumps(v) if isinstance(v, (list, dict)) else v for v in body.values()],
             )
             row = cur.fetchone()
-            assert row is not None
+            assert row is not None and isinstance(row["id"], uuid.UUID)
             ids.append(row["id"])
     return ids
 
@@ -101,7 +101,7 @@ async def running_worker(settings: Settings, recommender: Recommender) -> AsyncI
 
 async def fetch(url: str, query: str, params: Any = None) -> list[dict[str, Any]]:
     async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        cursor = await conn.execute(query, params)  # type: ignore[arg-type]
+        cursor = await conn.execute(query, params)
         return await cursor.fetchall()
 
 

@@ -100,10 +100,10 @@ class Database:
         return [Message(r["msg_id"], r["read_ct"], r["enqueued_at"], r["message"]) for r in rows]
 
     async def extend_leases(self, msg_ids: Sequence[int], lease_seconds: int) -> None:
-        await self._fetch("extend_leases", {"msg_ids": list(msg_ids), "vt": lease_seconds})
+        await self._fetch("set_leases", {"msg_ids": list(msg_ids), "vt": lease_seconds})
 
     async def release_leases(self, msg_ids: Sequence[int]) -> None:
-        await self._fetch("release_leases", {"msg_ids": list(msg_ids)})
+        await self.extend_leases(msg_ids, 0)
 
     async def start_jobs(self, assessment_ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
         rows = await self._fetch("start_jobs", {"ids": list(assessment_ids)})
