@@ -1,34 +1,30 @@
-# The AI worker: `python -m worker run`, runtime dependencies only, as a non-root user.
-# Checked by reading and by running the same pip steps in a throwaway venv; no Docker engine runs where
-# this repository is developed, so this file has not been built here.
-FROM python:3.11-slim
+# The AI worker: `python -m worker run`, installed from its wheel (runtime dependencies only), non-root.
+# Checked by hadolint in `make test`; no Docker engine runs where this repository is developed, so the
+# image is not built here (the wheel it installs is built and installed by tests/processes/test_packaging.py).
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY worker/ ./worker/
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
+FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     WORKER_OPS_HOST=0.0.0.0 \
     WORKER_OPS_PORT=3005
+# The wheel carries worker/sql/queries.sql as package data; pip resolves [project].dependencies.
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 
-WORKDIR /app
+# A numeric user, so Kubernetes' runAsNonRoot can verify it.
+USER 10001:10001
 
-# Dependencies in their own layer: [project].dependencies of pyproject.toml, never the dev extras.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-      > /tmp/requirements.txt \
- && pip install --no-cache-dir -r /tmp/requirements.txt \
- && rm /tmp/requirements.txt
-
-# The worker runs from source in /app: worker/db.py reads ../sql/worker_queries.sql next to the package,
-# which an install into site-packages would not carry.
-COPY worker/ ./worker/
-COPY sql/worker_queries.sql ./sql/worker_queries.sql
-
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin worker
-USER worker
-
-# GET /health, /ready, /metrics (worker/ops.py).
+# GET /health (liveness), /ready (readiness), /metrics (worker/ops.py).
 EXPOSE 3005
-# slim has no curl: ask /health with the standard library (exit 1 on a refused connection or HTTP 503).
+# Liveness: /health fails only when a restart helps (the consume loop is dead or the event loop is
+# stuck). A database outage makes /ready fail instead, and restarting would not fix that.
+# slim has no curl: the standard library asks (exit 1 on a refused connection or HTTP 503).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=15s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('WORKER_OPS_PORT', '3005') + '/health', timeout=3)"]
 

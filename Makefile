@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup db-up db-down db-reset lint test test-reliability run clean
+.PHONY: setup db-up db-down db-reset lint test test-unit test-reliability run contract clean
 
 setup: $(VENV)/.installed node_modules/.installed
 	@scripts/install-system-packages
@@ -30,8 +30,12 @@ db-reset: setup
 	scripts/localdb reset
 
 lint: setup
-	$(VENV)/bin/ruff check worker tests scripts
+	$(VENV)/bin/ruff check worker devkit tests
 	$(VENV)/bin/mypy
+
+# Everything that needs no database or network, in seconds.
+test-unit: setup
+	$(PY) -m pytest tests/unit -p no:cacheprovider -q
 
 # Starts the local database if it is not running, runs db lint, pgTAP and pytest, and stops the
 # database again (even on failure) if this target started it.
@@ -43,6 +47,10 @@ test-reliability: setup
 
 run: setup
 	scripts/run-local $(ARGS)
+
+# Regenerate the event contract in docs/ (JSON Schema, TypeScript) from worker/events.py.
+contract: setup
+	scripts/gen-contract
 
 clean:
 	-scripts/localdb down

@@ -1,40 +1,45 @@
-"""Shared fixtures: a migrated local database (scripts/localdb) and connections to it."""
+"""Shared fixtures: the migrated local database (devkit.localdb) and connections to it.
+
+Every fixture here is lazy: tests/unit requests none of them, so it runs without a database.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
 
-from tests.support import create_user, local_database_url
+from devkit import localdb
+from devkit.users import create_user
 from tests.worker_support import purge_queues
 
 
 @pytest.fixture(scope="session")
 def database_url() -> str:
-    return local_database_url()
+    return localdb.up()
 
 
 @pytest.fixture
-def admin(database_url: str) -> Iterator[psycopg.Connection]:
+def admin(database_url: str) -> Iterator[psycopg.Connection[Any]]:
     """A superuser connection in autocommit mode (what `supabase db push` and operators use)."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         yield conn
 
 
 @pytest.fixture
-def user_id(admin: psycopg.Connection) -> uuid.UUID:
+def user_id(admin: psycopg.Connection[Any]) -> uuid.UUID:
     return create_user(admin)
 
 
 @pytest.fixture
-def other_user_id(admin: psycopg.Connection) -> uuid.UUID:
+def other_user_id(admin: psycopg.Connection[Any]) -> uuid.UUID:
     return create_user(admin)
 
 
 @pytest.fixture
-def empty_queues(admin: psycopg.Connection) -> None:
+def empty_queues(admin: psycopg.Connection[Any]) -> None:
     """Worker tests start from empty job and dead-letter queues (tests run one at a time)."""
     purge_queues(admin)

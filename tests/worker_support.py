@@ -1,74 +1,27 @@
-"""Helpers for worker tests: submitting as users, running a worker, waiting for results."""
+"""Helpers for tests that run the worker: in this event loop (running_worker) or as a process."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
-from tests.support import REPO, acting_as, create_user
+from devkit.localdb import worker_url
+from devkit.processes import WorkerProcess
 from worker.ai import Recommender
 from worker.config import Settings, load_settings
 from worker.consumer import Consumer
 from worker.db import Database
 
-EXAMPLE = json.loads((REPO / "examples" / "assessment.json").read_text()) if (
-    REPO / "examples" / "assessment.json").exists() else None
 
-
-def worker_url(database_url: str) -> str:
-    """The same database, as the least-privilege role the worker runs as in production."""
-    return database_url.replace("postgresql://postgres@", "postgresql://assessment_worker@", 1)
-
-
-def answers(seed: int, count: int = 4) -> list[dict[str, Any]]:
-    """Distinct, valid answers (seed changes them, so the cache does not join unrelated tests)."""
-    items: list[dict[str, Any]] = [
-        {"question_id": "energy", "question": "How energised do you feel at work (1-5)?", "answer": seed % 5 + 1},
-        {"question_id": "mentor", "question": "Do you have a mentor?", "answer": seed % 2 == 0},
-        {"question_id": "skills", "question": "Which skills do you want to grow?", "answer": ["SQL", f"skill {seed}"]},
-        {"question_id": "blocker", "question": "What blocks you most?", "answer": f"Meetings, case {seed}"},
-    ]
-    return items[:count]
-
-
-def submit(conn: psycopg.Connection, user_id: uuid.UUID, bodies: Iterable[dict[str, Any]]) -> list[uuid.UUID]:
-    """Insert assessments as the user (committed), as a frontend would; returns their ids."""
-    ids = []
-    with acting_as(conn, user_id, commit=True) as cur:
-        for body in bodies:
-            columns = list(body)
-            cur.execute(
-                f"insert into public.test_assessment ({', '.join(columns)}) "  # column names from the test
-                f"values ({', '.join('%s' for _ in columns)}) returning id",
-                [json.dumps(v) if isinstance(v, (list, dict)) else v for v in body.values()],
-            )
-            row = cur.fetchone()
-            assert row is not None and isinstance(row["id"], uuid.UUID)
-            ids.append(row["id"])
-    return ids
-
-
-def submit_many(conn: psycopg.Connection, total: int, seed: int = 0, per_user: int = 10) -> list[uuid.UUID]:
-    """`total` assessments spread over fresh users (the rate limit is per user)."""
-    ids: list[uuid.UUID] = []
-    while len(ids) < total:
-        user = create_user(conn)
-        count = min(per_user, total - len(ids))
-        ids += submit(conn, user, [
-            {"assessment_type": "career", "answers": answers(seed + len(ids) + i)} for i in range(count)
-        ])
-    return ids
-
-
-def purge_queues(conn: psycopg.Connection) -> None:
+def purge_queues(conn: psycopg.Connection[Any]) -> None:
     conn.execute("select pgmq.purge_queue('assessment_submitted'), pgmq.purge_queue('assessment_submitted_dlq')")
 
 
@@ -81,6 +34,16 @@ def settings_for(database_url: str, **overrides: Any) -> Settings:
 def recommender_for(settings: Settings, base_url: str | None, api_key: str | None = "sk-test") -> Recommender:
     return Recommender(api_key=api_key, base_url=base_url, model=settings.openai_model,
                        deadline_seconds=settings.ai_deadline_seconds, max_connections=settings.concurrency)
+
+
+def worker_process(database_url: str, ai_url: str, log_dir: Path, **env: str) -> WorkerProcess:
+    """`python -m worker run` as assessment_worker with settings that make faults show quickly."""
+    defaults = {
+        "DATABASE_URL": worker_url(database_url), "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": ai_url,
+        "WORKER_LEASE_SECONDS": "3", "WORKER_POLL_INTERVAL_SECONDS": "0.2", "CACHE_TTL_SECONDS": "0",
+        "WORKER_SHUTDOWN_GRACE_SECONDS": "10",
+    }
+    return WorkerProcess(log_dir / f"worker-{time.monotonic_ns()}.log", defaults | env)
 
 
 @asynccontextmanager
@@ -97,6 +60,16 @@ async def running_worker(settings: Settings, recommender: Recommender) -> AsyncI
         await asyncio.wait_for(task, timeout=settings.shutdown_grace_seconds + 10)
         await recommender.aclose()
         await db.close()
+
+
+async def eventually(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """devkit.processes.wait_until for code that shares the event loop with what it waits for."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        await asyncio.sleep(interval)
+    return condition()
 
 
 async def fetch(url: str, query: str, params: Any = None) -> list[dict[str, Any]]:

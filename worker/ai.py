@@ -36,6 +36,7 @@ from openai.types.chat import ChatCompletion
 from openai.types.shared_params import ResponseFormatJSONSchema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from worker.backoff import backoff
 from worker.exceptions import AiUnavailable
 from worker.metrics import AI_CALL_SECONDS, AI_RETRIES, AI_TOKENS
 from worker.models import RecommendationSet
@@ -121,13 +122,6 @@ class AiResult:
     prompt_tokens: int | None
     completion_tokens: int | None
     attempts: int
-
-
-def backoff_delay(attempt: int, rng: random.Random) -> float:
-    """Seconds to wait after failed attempt number `attempt` (1-based): full jitter,
-    uniform in [0, min(cap, base * 2**(attempt - 1))]."""
-    exponent = min(max(attempt - 1, 0), 32)  # beyond 2**32 the cap has long since won
-    return rng.uniform(0.0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**exponent))
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
@@ -258,7 +252,8 @@ class Recommender:
                             raise AiUnavailable(
                                 failure.reason, f"{failure.message} (after {attempt} attempt(s))"
                             ) from failure
-                        wait = failure.wait if failure.wait is not None else backoff_delay(attempt, self._rng)
+                        wait = failure.wait if failure.wait is not None else backoff(
+                            attempt, base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS, rng=self._rng)
                         remaining = deadline_at - loop.time()
                         if wait + MIN_ATTEMPT_SECONDS > remaining:
                             raise AiUnavailable(
@@ -293,7 +288,7 @@ class Recommender:
                                  retryable=False)
         try:
             # The same request chat.completions.create sends, minus the SDK's per-call transformation of
-            # typed parameters (15% of the worker's CPU in scripts/bench.py): ours are plain JSON already.
+            # typed parameters (15% of the worker's CPU in the benchmark): ours are plain JSON already.
             return await client.post(
                 "/chat/completions",
                 cast_to=ChatCompletion,

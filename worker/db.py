@@ -1,4 +1,4 @@
-"""The only module that talks SQL: named queries from sql/worker_queries.sql over a psycopg 3 pool.
+"""The only module that talks SQL: named queries from worker/sql/queries.sql over a psycopg 3 pool.
 
 psycopg errors that mean "the database is not reachable" become DatabaseUnavailable; other database
 errors propagate as psycopg errors for the caller to record as a failed attempt.
@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from importlib import resources
 from typing import Any
 from uuid import UUID
 
@@ -22,20 +22,20 @@ from psycopg_pool import AsyncConnectionPool
 
 from worker.exceptions import DatabaseUnavailable
 
-QUERIES_FILE = Path(__file__).resolve().parent.parent / "sql" / "worker_queries.sql"
 NOTIFY_CHANNEL = "assessment_submitted"
 
 
-def load_queries(path: Path = QUERIES_FILE) -> dict[str, str]:
+def load_queries(text: str) -> dict[str, str]:
     """Split a file of `-- name: <name>` blocks into {name: sql}."""
     queries: dict[str, str] = {}
-    for block in re.split(r"^-- name: ", path.read_text(), flags=re.MULTILINE)[1:]:
+    for block in re.split(r"^-- name: ", text, flags=re.MULTILINE)[1:]:
         name, _, body = block.partition("\n")
         queries[name.strip()] = body.strip()
     return queries
 
 
-QUERIES = load_queries()
+# Package data, so an installed wheel carries it (pyproject.toml [tool.setuptools.package-data]).
+QUERIES = load_queries(resources.files("worker").joinpath("sql", "queries.sql").read_text(encoding="utf-8"))
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,23 @@
 """Versioned events: what the database puts on the queue and what it broadcasts to the owner.
 
-`assessment_submitted` is sent by the enqueue trigger to pgmq queue `assessment_submitted`.
-The status events are broadcast by the database (Realtime Broadcast) to the private topics
-`assessment:<id>` and `user:<user_id>`; the Broadcast event name is the `type`.
-Their JSON Schemas are in docs/events.md (a test keeps them equal).
+The one source of the event contract. `assessment_submitted` is sent by the enqueue trigger to pgmq
+queue `assessment_submitted`. The status events are broadcast by the database (Realtime Broadcast) to
+the private topics `assessment:<id>` and `user:<user_id>`; the Broadcast event name is the `type`.
+`scripts/gen-contract` writes their JSON Schemas into docs/events.md and their TypeScript types into
+docs/frontend.md (tests/unit/test_contract.py fails when those drift); tests/integration/test_events.py
+checks that the SQL that produces them produces exactly this.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+StatusEventType = Literal["assessment_processing", "recommendation_completed", "assessment_failed"]
+STATUS_EVENT_TYPES: tuple[str, ...] = get_args(StatusEventType)
 
 
 class AssessmentSubmitted(BaseModel):
@@ -21,10 +26,10 @@ class AssessmentSubmitted(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", title="assessment_submitted")
 
     type: Literal["assessment_submitted"]
-    version: Literal[1]
-    assessment_id: UUID
-    user_id: UUID
-    submitted_at: datetime
+    version: Literal[1] = Field(description="Contract version; a consumer rejects versions it does not know.")
+    assessment_id: UUID = Field(description="public.test_assessment.id")
+    user_id: UUID = Field(description="The owner (auth.users.id).")
+    submitted_at: datetime = Field(description="test_assessment.created_at.")
 
 
 class AssessmentStatusChanged(BaseModel):
@@ -32,15 +37,16 @@ class AssessmentStatusChanged(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", title="assessment_status_changed")
 
-    type: Literal["assessment_processing", "recommendation_completed", "assessment_failed"]
-    version: Literal[1]
-    assessment_id: UUID
-    user_id: UUID
-    status: Literal["processing", "completed", "failed"]
-    attempts: int
-    source: Literal["ai", "fallback", "cache"] | None
-    result_id: UUID | None
-    created_at: datetime
-    started_at: datetime | None
-    completed_at: datetime | None
-    occurred_at: datetime
+    type: StatusEventType = Field(description="Also the Broadcast event name.")
+    version: Literal[1] = Field(description="Contract version; a consumer rejects versions it does not know.")
+    assessment_id: UUID = Field(description="public.test_assessment.id")
+    user_id: UUID = Field(description="The owner (auth.users.id).")
+    status: Literal["processing", "completed", "failed"] = Field(description="The status the assessment moved to.")
+    attempts: int = Field(description="How many times the worker has started on it (a retry sends processing again).")
+    source: Literal["ai", "fallback", "cache"] | None = Field(
+        description="Where the recommendations came from; set on recommendation_completed.")
+    result_id: UUID | None = Field(description="public.result_test.id; set on recommendation_completed.")
+    created_at: datetime = Field(description="When the assessment was submitted.")
+    started_at: datetime | None = Field(description="When the worker last started on it.")
+    completed_at: datetime | None = Field(description="When it reached completed or failed.")
+    occurred_at: datetime = Field(description="When the transition happened (the time of its transaction).")

@@ -53,7 +53,7 @@ async def start_ops_server(app: web.Application, host: str, port: int) -> tuple[
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server  # aiohttp exposes the bound socket only here
+    server = site._server  # the bound socket is not public API of aiohttp
     bound = server.sockets[0].getsockname()[1] if server and server.sockets else port  # type: ignore[attr-defined]
     log.info("ops server listening", extra={"host": host, "port": bound})
     return runner, int(bound)

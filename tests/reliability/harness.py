@@ -16,9 +16,8 @@ one line the suite prints: `scenario=<name> submitted=N completed=N lost=N dupli
 from __future__ import annotations
 
 import itertools
-import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,8 +25,9 @@ from typing import Any
 
 import psycopg
 
-from tests.processes import WorkerProcess
-from tests.worker_support import purge_queues, submit_many, worker_url
+from devkit.processes import WorkerProcess, wait_until
+from devkit.samples import submit_many
+from tests.worker_support import purge_queues, worker_process
 
 SUBMITTED = 1000
 LINES: list[str] = []  # collected for the terminal summary (tests/reliability/conftest.py)
@@ -60,17 +60,8 @@ def completed(url: str, ids: Sequence[uuid.UUID]) -> int:
         return -1  # database away (a restart scenario); the caller keeps waiting
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return condition()
-
-
 def wait_completed(url: str, ids: Sequence[uuid.UUID], at_least: int, timeout: float) -> bool:
-    return wait_until(lambda: completed(url, ids) >= at_least, timeout)
+    return wait_until(lambda: completed(url, ids) >= at_least, timeout, interval=0.2)
 
 
 @dataclass
@@ -85,7 +76,7 @@ class Workers:
     started_at: datetime | None = None
 
     def spawn(self) -> WorkerProcess:
-        process = WorkerProcess(worker_url(self.database_url), self.ai_url, self.log_dir, **self.env)
+        process = worker_process(self.database_url, self.ai_url, self.log_dir, **self.env)
         self.processes.append(process)
         if self.started_at is None:
             self.started_at = now()

@@ -7,7 +7,6 @@ Run: `scripts/run-tests --reliability` (or `pytest tests/reliability -m reliabil
 from __future__ import annotations
 
 import random
-import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.processes import fake_ai_process
+from devkit import localdb
+from devkit.processes import fake_ai_process, wait_until
 from tests.reliability.harness import (
     Workers,
     assert_no_loss,
@@ -24,10 +24,8 @@ from tests.reliability.harness import (
     now,
     start_scenario,
     wait_completed,
-    wait_until,
 )
 from tests.reliability.threaded_ai import threaded_fake_ai
-from tests.support import LOCALDB, REPO
 
 pytestmark = pytest.mark.reliability
 
@@ -69,9 +67,9 @@ def test_postgres_restart_mid_run_loses_nothing(
         workers = new_workers(workers_for, database_url, ai_url, tmp_path)
         worker = workers.spawn()
         assert wait_completed(database_url, ids, 250, timeout=60), workers.logs_tail()
-        subprocess.run([str(LOCALDB), "down"], cwd=REPO, check=True, capture_output=True)
+        localdb.down()
         time.sleep(2)  # long enough for leases (3 s) to run out and every pooled connection to fail
-        subprocess.run([str(LOCALDB), "up"], cwd=REPO, check=True, capture_output=True)
+        localdb.up()
         with psycopg.connect(database_url, autocommit=True) as conn:  # reconnect our own side
             row = conn.execute("select pg_postmaster_start_time()").fetchone()
         assert row is not None

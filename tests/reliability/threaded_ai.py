@@ -1,4 +1,4 @@
-"""tests.fake_openai.FakeOpenAI on its own event loop in a thread, so a synchronous test can script it.
+"""devkit.fake_openai.FakeOpenAI on its own event loop in a thread, so a synchronous test can script it.
 
 The fake server's command line has no way to start a burst of errors mid-run; this wrapper does it with
 the server's public API (`script`, `requests`) and reports when the burst was served.
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from tests.fake_openai import FakeOpenAI, status
+from devkit.fake_openai import FakeOpenAI, status
 
 
 @dataclass(frozen=True)

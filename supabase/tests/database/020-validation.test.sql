@@ -5,10 +5,6 @@ begin;
 \ir helpers.psql
 select plan(70);
 
--- Known bug: private.validation_error() passes a null detail to RAISE ... USING detail, so every rule
--- raised without a detail fails with 22004 "RAISE statement option cannot be null" instead of its
--- 22023 message. Those assertions are TODO until a new migration fixes the function.
-
 -- Many accepted inserts below: the rate limit is tested in its own file.
 update private.settings set submissions_per_minute = null;
 select from pg_temp.create_user('owner');

@@ -94,10 +94,9 @@ select throws_ok($$ update private.settings set submissions_per_minute = null $$
 select throws_ok($$ delete from private.submission_quota $$,
   '42501', 'permission denied for schema private', 'A user cannot reset their rate-limit bucket.');
 
--- as the owner: known issues (TODO). private.guard_submission() (a before-insert trigger) runs before
--- RLS checks the new row, with definer rights, so a forged user_id reaches it: a made-up id fails on
--- the submission_quota foreign key (telling real user ids from made-up ones) and the victim's
--- idempotency key is reported as already submitted, with the victim's assessment id in the detail.
+-- as the owner: a forged user_id. private.guard_submission() (a before-insert trigger with definer
+-- rights) runs before RLS checks the new row, so it must not act on another user's row: neither tell
+-- real user ids from made-up ones nor report the victim's idempotency key as already submitted.
 select throws_ok(
   $$ insert into public.test_assessment (user_id, assessment_type, answers)
      values (gen_random_uuid(), 'career', pg_temp.answers(1)) $$,

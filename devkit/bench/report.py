@@ -1,0 +1,89 @@
+"""The benchmark's table: every figure beside its baseline, the ratio, the target and PASS or MISS."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+TARGETS = {
+    "submit_ratio": 0.6,
+    "worker_cpu_ms_per_job": 1.0,
+    "scale_out_efficiency": 0.85,
+    "latency_p99_ms": 10.0,
+    "slow_ai_in_flight": 100,
+    "slow_ai_per_second": 45.0,
+    "slow_ai_rss_mb": 200.0,
+    "status_p99_ms": 5.0,
+}
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def scale_out_target_workers() -> int:
+    """The issue's N for the efficiency target: half the cores, at least one."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
+    t = TARGETS
+    out: list[tuple[str, ...]] = []
+    if s := report.get("submit"):
+        out.append(("submit, inserts/s", f"{s['plain_per_second']:.0f} plain", f"{s['user_per_second']:.0f} as users",
+                    f"{s['ratio']:.2f}", f">= {t['submit_ratio']} x plain", verdict(s["ratio"] >= t["submit_ratio"])))
+    for run in report.get("scale_out", []):
+        n = run["workers"]
+        out.append((f"drain, {n} worker(s): jobs/s", "", f"{run['jobs_per_second']:.0f}",
+                    f"{run['efficiency']:.2f}" if run.get("efficiency") is not None else "",
+                    f">= {t['scale_out_efficiency']} at N={scale_out_target_workers()}" if n > 1 else "",
+                    verdict(run["efficiency"] >= t["scale_out_efficiency"])
+                    if n == scale_out_target_workers() and n > 1 else ""))
+        cpu_target = t["worker_cpu_ms_per_job"]
+        out.append((f"drain, {n} worker(s): CPU ms/job", f"{run['fake_ai_cpu_ms_per_job']:.2f} fake AI",
+                    f"{run['cpu_ms_per_job']:.2f} worker", "", f"<= {cpu_target:g} ms" if n == 1 else "",
+                    verdict(run["cpu_ms_per_job"] <= cpu_target) if n == 1 else ""))
+    if lat := report.get("latency"):
+        out.append(("latency p50 @100/s, ms", f"{lat['insert_p50_ms']:.1f} insert", f"{lat['p50_ms']:.1f} to result",
+                    "", "", ""))
+        out.append(("latency p99 @100/s, ms", f"{lat['insert_p99_ms']:.1f} insert", f"{lat['p99_ms']:.1f} to result",
+                    "", f"<= {t['latency_p99_ms']:g} ms", verdict(lat["p99_ms"] <= t["latency_p99_ms"])))
+    if slow := report.get("slow_ai"):
+        out.append(("slow AI (2 s): peak in flight", f"{slow['concurrency']} concurrency",
+                    f"{slow['peak_in_flight']:.0f}", f"{slow['peak_in_flight'] / slow['concurrency']:.2f}",
+                    f">= {t['slow_ai_in_flight']}", verdict(slow["peak_in_flight"] >= t["slow_ai_in_flight"])))
+        out.append(("slow AI (2 s): jobs/s", f"{slow['ideal_per_second']:.0f} ideal", f"{slow['per_second']:.1f}",
+                    f"{slow['per_second'] / slow['ideal_per_second']:.2f}", f">= {t['slow_ai_per_second']:g}/s",
+                    verdict(slow["per_second"] >= t["slow_ai_per_second"])))
+        out.append(("slow AI (2 s): worker RSS, MB", f"{slow['idle_rss_mb']:.0f} idle",
+                    f"{slow['peak_rss_mb']:.0f} peak",
+                    f"{slow['peak_rss_mb'] / slow['idle_rss_mb']:.2f}", f"<= {t['slow_ai_rss_mb']:g} MB",
+                    verdict(slow["peak_rss_mb"] <= t["slow_ai_rss_mb"])))
+    if st := report.get("status_check"):
+        size = f"{st['assessments'] // 1000}k rows"
+        out.append((f"status check p50 ({size}), ms", f"{st['baseline_p50_ms']:.2f} no RLS",
+                    f"{st['p50_ms']:.2f} as owner", f"{st['p50_ms'] / st['baseline_p50_ms']:.1f}", "", ""))
+        out.append((f"status check p99 ({size}), ms", f"{st['baseline_p99_ms']:.2f} no RLS",
+                    f"{st['p99_ms']:.2f} as owner", f"{st['p99_ms'] / st['baseline_p99_ms']:.1f}",
+                    f"<= {t['status_p99_ms']:g} ms", verdict(st["p99_ms"] <= t["status_p99_ms"])))
+    return out
+
+
+def table(report: dict[str, Any]) -> str:
+    header = ("figure", "baseline", "value", "ratio", "target", "")
+    body = rows(report)
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in [header, *body]]
+    lines.insert(1, "-" * len(lines[0]))
+    m = report["machine"]
+    notes = [f"Assessment pipeline benchmark{' (--quick)' if report['quick'] else ''}: {m['cpus']} CPUs, "
+             f"PostgreSQL {m['postgres']}, fsync={m['fsync']}, synchronous_commit={m['synchronous_commit']}", ""]
+    notes += lines
+    for run in report.get("scale_out", []):
+        notes.append(f"drain, {run['workers']} worker(s): {run['jobs']} jobs in {run['seconds']:.1f}s; machine busy "
+                     f"{run['machine_busy_cores']:.2f} of {m['cpus']} cores")
+    if lat := report.get("latency"):
+        notes.append(f"latency: {lat['samples']} samples, p95 {lat['p95_ms']:.1f} ms, max {lat['max_ms']:.1f} ms")
+    notes.append(f"elapsed {report['elapsed_seconds']:.0f}s")
+    return "\n".join(notes)

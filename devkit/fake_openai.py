@@ -1,0 +1,297 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 for tests, benchmarks and fault injection.
+
+`POST /v1/chat/completions` answers like the Chat Completions API; `GET /health` answers 200.
+Each request takes the next scripted behaviour, or the default one when the script is empty, and is
+recorded (body, headers, time) in `FakeOpenAI.requests`.
+
+In pytest (same event loop):
+
+    async with FakeOpenAI() as server:
+        server.script(status(500), status(500))   # then the default, ok()
+        Recommender(api_key="test", base_url=server.base_url, model="fake-model")
+
+Standalone (prints its base URL as the first line of stdout, runs until SIGTERM or SIGINT):
+
+    python -m devkit.fake_openai --port 0 --latency 2.0 --fail-rate 0.3 --seed 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import random
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+HANG_SECONDS = 3600.0
+
+
+@dataclass
+class Behaviour:
+    """How the server answers one request; build these with the functions below."""
+
+    kind: str
+    seconds: float = 0.0
+    code: int = 200
+    retry_after: float | None = None
+    retry_after_ms: float | None = None
+    rate: float = 0.0
+    rng: random.Random | None = None
+
+
+def ok() -> Behaviour:
+    """A valid structured-output completion derived from the request."""
+    return Behaviour("ok")
+
+
+def delay(seconds: float) -> Behaviour:
+    """Wait `seconds`, then answer like ok()."""
+    return Behaviour("ok", seconds=seconds)
+
+
+def hang() -> Behaviour:
+    """Never answer (until the server stops)."""
+    return Behaviour("hang")
+
+
+def status(code: int, retry_after: float | None = None, retry_after_ms: float | None = None) -> Behaviour:
+    """An OpenAI-style error response with HTTP `code` and optional Retry-After / retry-after-ms headers."""
+    return Behaviour("status", code=code, retry_after=retry_after, retry_after_ms=retry_after_ms)
+
+
+def refusal() -> Behaviour:
+    """A completion whose message carries a refusal and no content."""
+    return Behaviour("refusal")
+
+
+def invalid_json() -> Behaviour:
+    """A completion whose content is not JSON."""
+    return Behaviour("invalid_json")
+
+
+def invalid_output() -> Behaviour:
+    """Valid JSON that breaks the business rules (priority 9, too-short texts)."""
+    return Behaviour("invalid_output")
+
+
+def length() -> Behaviour:
+    """A completion cut off with finish_reason "length"."""
+    return Behaviour("length")
+
+
+def random_failures(rate: float, seed: int) -> Behaviour:
+    """HTTP 500 with probability `rate` (reproducible for a given seed and request order), else ok()."""
+    return Behaviour("random_failures", rate=rate, rng=random.Random(seed))
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the server received it."""
+
+    body: dict[str, Any]
+    headers: dict[str, str]
+    at: float  # time.monotonic() on arrival
+
+
+@dataclass
+class FakeOpenAI:
+    """The server; `latency` is added before every completion, `default` answers when the script is empty."""
+
+    default: Behaviour = field(default_factory=ok)
+    latency: float = 0.0
+    host: str = "127.0.0.1"
+    port: int = 0
+    requests: list[RecordedRequest] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._queue: deque[Behaviour] = deque()
+        self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
+        self._served = 0
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI base URL, e.g. http://127.0.0.1:41234/v1."""
+        return f"http://{self.host}:{self.port}/v1"
+
+    def script(self, *behaviours: Behaviour) -> None:
+        """Queue behaviours for the next requests, in order."""
+        self._queue.extend(behaviours)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._completions)
+        app.router.add_get("/health", self._health)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])  # the real port when 0 asked for a free one
+
+    async def stop(self) -> None:
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeOpenAI:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "requests": len(self.requests)})
+
+    async def _completions(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "The request body is not valid JSON.", "invalid_request_error")
+        if not isinstance(body, dict):
+            return _error(400, "The request body must be a JSON object.", "invalid_request_error")
+        self.requests.append(RecordedRequest(body, dict(request.headers), time.monotonic()))
+        if not request.headers.get("Authorization", "").startswith("Bearer "):
+            return _error(401, "You didn't provide an API key.", "invalid_request_error")
+        behaviour = self._queue.popleft() if self._queue else self.default
+        self._served += 1
+        kind = behaviour.kind
+        if kind == "random_failures":
+            assert behaviour.rng is not None
+            kind = "status" if behaviour.rng.random() < behaviour.rate else "ok"
+            behaviour = Behaviour(kind, code=500)
+        if kind == "hang":
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), HANG_SECONDS)
+            return _error(503, "The fake server is shutting down.", "server_error")
+        if kind == "status":
+            return _status(behaviour)
+        if self.latency or behaviour.seconds:
+            await asyncio.sleep(self.latency + behaviour.seconds)
+        return web.json_response(_completion(body, kind, self._served))
+
+
+def _error(code: int, message: str, kind: str, headers: dict[str, str] | None = None) -> web.Response:
+    payload = {"error": {"message": message, "type": kind, "param": None, "code": None}}
+    return web.json_response(payload, status=code, headers=headers)
+
+
+def _status(behaviour: Behaviour) -> web.Response:
+    headers: dict[str, str] = {}
+    if behaviour.retry_after is not None:
+        headers["Retry-After"] = f"{behaviour.retry_after:g}"
+    if behaviour.retry_after_ms is not None:
+        headers["retry-after-ms"] = f"{behaviour.retry_after_ms:g}"
+    code = behaviour.code
+    kind = "invalid_request_error"
+    if code == 429:
+        kind = "rate_limit_exceeded"
+    elif code >= 500:
+        kind = "server_error"
+    return _error(code, f"Fake error with HTTP status {code}.", kind, headers)
+
+
+def _completion(body: dict[str, Any], kind: str, served: int) -> dict[str, Any]:
+    messages = body.get("messages") or []
+    prompt_chars = sum(len(str(m.get("content", ""))) for m in messages if isinstance(m, dict))
+    content: str | None = None
+    refusal_text: str | None = None
+    finish_reason = "stop"
+    if kind == "refusal":
+        refusal_text = "I'm sorry, I can't help with that."
+    elif kind == "invalid_json":
+        content = '{"summary": "This is not finished JSON'
+    elif kind == "invalid_output":
+        content = json.dumps({"summary": "short", "recommendations": [
+            {"title": "x", "description": "too short", "category": "c", "priority": 9, "rationale": "no"},
+        ]})
+    elif kind == "length":
+        content = '{"summary": "The answer was cut off because it reached the maxim'
+        finish_reason = "length"
+    else:
+        content = json.dumps(_recommendations(messages, prompt_chars))
+    completion_chars = len(content or refusal_text or "")
+    prompt_tokens, completion_tokens = max(prompt_chars // 4, 1), max(completion_chars // 4, 1)
+    return {
+        "id": f"chatcmpl-fake-{served}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": str(body.get("model", "fake-model")),
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": content, "refusal": refusal_text},
+            "finish_reason": finish_reason,
+            "logprobs": None,
+        }],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def _recommendations(messages: list[Any], prompt_chars: int) -> dict[str, Any]:
+    # Derived from the request only, so equal requests get equal answers.
+    digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:8]
+    return {
+        "summary": (
+            f"The fake model read {len(messages)} messages ({prompt_chars} characters, digest {digest}) "
+            "and suggests two steps."
+        ),
+        "recommendations": [
+            {
+                "title": "Plan one small weekly step",
+                "description": "Choose one small action for each week and schedule it in your calendar.",
+                "category": "Planning",
+                "priority": 1,
+                "rationale": f"Derived from the {len(messages)} messages of request {digest}.",
+            },
+            {
+                "title": "Review your progress monthly",
+                "description": "Once a month, compare where you are with where you started.",
+                "category": "Review",
+                "priority": 3,
+                "rationale": "Regular reviews show which changes are working.",
+            },
+        ],
+    }
+
+
+async def _serve(port: int, latency: float, fail_rate: float, seed: int) -> None:
+    default = random_failures(fail_rate, seed) if fail_rate > 0 else ok()
+    server = FakeOpenAI(default=default, latency=latency, port=port)
+    await server.start()
+    print(server.base_url, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="An OpenAI-compatible fake Chat Completions server.")
+    parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: pick a free one)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added before every completion")
+    parser.add_argument("--fail-rate", type=float, default=0.0, help="share of requests that get HTTP 500")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the failure sequence")
+    args = parser.parse_args()
+    asyncio.run(_serve(args.port, args.latency, args.fail_rate, args.seed))
+
+
+if __name__ == "__main__":
+    main()

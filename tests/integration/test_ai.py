@@ -1,0 +1,244 @@
+"""Recommender against a real OpenAI-compatible HTTP server: structured output, deadline, retries, reasons."""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import pytest
+
+from devkit.fake_openai import (
+    FakeOpenAI,
+    hang,
+    invalid_json,
+    invalid_output,
+    length,
+    ok,
+    refusal,
+    status,
+)
+from tests.factories import assessment
+from worker.ai import (
+    RESPONSE_SCHEMA,
+    AiResult,
+    Recommender,
+    retry_after_seconds,
+)
+from worker.exceptions import AiUnavailable
+from worker.metrics import REGISTRY
+from worker.prompt import build_prompt
+
+PROMPT = build_prompt(assessment())
+MARGIN = 0.75  # scheduling noise allowed on top of a deadline; behaviour, not performance
+
+MakeRecommender = Callable[..., Recommender]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOpenAI]:
+    async with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+async def make(fake: FakeOpenAI) -> AsyncIterator[MakeRecommender]:
+    made: list[Recommender] = []
+
+    def factory(**overrides: Any) -> Recommender:
+        options: dict[str, Any] = {
+            "api_key": "test-key", "base_url": fake.base_url, "model": "fake-model",
+            "deadline_seconds": 5.0, "rng": random.Random(0),
+        }
+        options.update(overrides)
+        recommender = Recommender(**options)
+        made.append(recommender)
+        return recommender
+
+    yield factory
+    for recommender in made:
+        await recommender.aclose()
+
+
+def _sample(name: str, labels: dict[str, str]) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def _fails(call: Awaitable[AiResult]) -> tuple[AiUnavailable, float]:
+    started = time.monotonic()
+    with pytest.raises(AiUnavailable) as info:
+        await call
+    return info.value, time.monotonic() - started
+
+
+async def test_ai_success_returns_validated_recommendations_and_tokens(
+    fake: FakeOpenAI, make: MakeRecommender
+) -> None:
+    prompt_tokens_before = _sample("assessment_ai_tokens_total", {"kind": "prompt"})
+    ok_before = _sample("assessment_ai_call_seconds_count", {"result": "ok"})
+    result = await make().recommend(PROMPT)
+    assert result.attempts == 1 and result.model == "fake-model"
+    assert result.prompt_tokens is not None and result.prompt_tokens > 0
+    assert result.completion_tokens is not None and result.completion_tokens > 0
+    assert "2 messages" in result.recommendations.summary
+    assert [r.priority for r in result.recommendations.recommendations] == [1, 3]
+    prompt_tokens_after = _sample("assessment_ai_tokens_total", {"kind": "prompt"})
+    assert prompt_tokens_after == prompt_tokens_before + result.prompt_tokens
+    assert _sample("assessment_ai_call_seconds_count", {"result": "ok"}) == ok_before + 1
+
+
+async def test_ai_request_uses_strict_json_schema_and_the_prompt(
+    fake: FakeOpenAI, make: MakeRecommender
+) -> None:
+    await make().recommend(PROMPT)
+    (request,) = fake.requests
+    assert request.headers["Authorization"] == "Bearer test-key"
+    assert request.body["model"] == "fake-model"
+    assert request.body["messages"] == PROMPT.messages()
+    assert request.body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "recommendations", "strict": True, "schema": RESPONSE_SCHEMA},
+    }
+
+
+def test_ai_schema_is_strict_mode_compatible() -> None:
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            assert "$ref" not in node and "title" not in node.keys() - {"properties"}
+            if node.get("type") == "object":
+                assert node["additionalProperties"] is False
+                assert set(node["required"]) == set(node["properties"])
+            for key, value in node.items():
+                if key == "properties":
+                    for sub in value.values():
+                        walk(sub)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(RESPONSE_SCHEMA)
+    item = RESPONSE_SCHEMA["properties"]["recommendations"]["items"]
+    assert set(item["properties"]) == {"title", "description", "category", "priority", "rationale"}
+
+
+async def test_ai_without_api_key_is_not_configured_and_sends_nothing(
+    fake: FakeOpenAI, make: MakeRecommender
+) -> None:
+    for key in (None, ""):
+        error, _ = await _fails(make(api_key=key).recommend(PROMPT))
+        assert error.reason == "not_configured"
+    assert fake.requests == []
+
+
+async def test_ai_hang_times_out_at_the_deadline(fake: FakeOpenAI, make: MakeRecommender) -> None:
+    fake.script(hang())
+    error, elapsed = await _fails(make(deadline_seconds=1.0).recommend(PROMPT))
+    assert error.reason == "timeout"
+    assert 0.9 <= elapsed <= 1.0 + MARGIN
+
+
+async def test_ai_429_with_short_retry_after_waits_then_succeeds(
+    fake: FakeOpenAI, make: MakeRecommender
+) -> None:
+    retries_before = _sample("assessment_ai_retries_total", {"reason": "rate_limited"})
+    fake.script(status(429, retry_after=0.4))
+    result = await make().recommend(PROMPT)
+    assert result.attempts == 2
+    first, second = fake.requests
+    assert second.at - first.at >= 0.4
+    assert _sample("assessment_ai_retries_total", {"reason": "rate_limited"}) == retries_before + 1
+
+
+async def test_ai_429_honours_retry_after_ms(fake: FakeOpenAI, make: MakeRecommender) -> None:
+    fake.script(status(429, retry_after=30, retry_after_ms=300))
+    result = await make().recommend(PROMPT)
+    assert result.attempts == 2
+    assert fake.requests[1].at - fake.requests[0].at >= 0.3
+
+
+async def test_ai_429_with_retry_after_beyond_the_deadline_gives_up_at_once(
+    fake: FakeOpenAI, make: MakeRecommender
+) -> None:
+    fake.default = status(429, retry_after=30)
+    error, elapsed = await _fails(make(deadline_seconds=3.0).recommend(PROMPT))
+    assert error.reason == "rate_limited"
+    assert elapsed < 1.0 and len(fake.requests) == 1
+
+
+async def test_ai_two_500s_then_ok_succeeds_on_the_third_attempt(
+    fake: FakeOpenAI, make: MakeRecommender
+) -> None:
+    fake.script(status(500), status(502))
+    result = await make().recommend(PROMPT)
+    assert result.attempts == 3 and len(fake.requests) == 3
+
+
+async def test_ai_persistent_500_is_server_error_after_max_attempts(
+    fake: FakeOpenAI, make: MakeRecommender
+) -> None:
+    fake.default = status(500)
+    error, elapsed = await _fails(make(max_attempts=3).recommend(PROMPT))
+    assert error.reason == "server_error"
+    assert len(fake.requests) == 3 and elapsed <= 5.0 + MARGIN
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "reason", "requests"),
+    [
+        (refusal(), "refusal", 1),
+        (length(), "length", 1),
+        (invalid_json(), "invalid_json", 2),  # one retry for bad output
+        (invalid_output(), "invalid_output", 2),
+        (status(401), "client_error", 1),
+        (status(400), "client_error", 1),
+        (status(404), "client_error", 1),
+        (status(422), "client_error", 1),
+    ],
+)
+async def test_ai_failure_modes_map_to_reasons(
+    fake: FakeOpenAI, make: MakeRecommender, behaviour: Any, reason: str, requests: int
+) -> None:
+    fake.default = behaviour
+    error, elapsed = await _fails(make().recommend(PROMPT))
+    assert error.reason == reason
+    assert len(fake.requests) == requests
+    assert elapsed <= 5.0 + MARGIN
+    assert _sample("assessment_ai_call_seconds_count", {"result": reason}) >= 1
+
+
+async def test_ai_invalid_json_once_then_ok_succeeds(fake: FakeOpenAI, make: MakeRecommender) -> None:
+    fake.script(invalid_json(), ok())
+    result = await make().recommend(PROMPT)
+    assert result.attempts == 2
+    # Both answered attempts were billed, so both count.
+    assert result.completion_tokens is not None and result.completion_tokens > 100
+
+
+async def test_ai_connection_refused_is_connection_error(make: MakeRecommender) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # The socket is closed: nothing listens on the port any more.
+    error, elapsed = await _fails(
+        make(base_url=f"http://127.0.0.1:{port}/v1", max_attempts=2).recommend(PROMPT)
+    )
+    assert error.reason == "connection_error"
+    assert elapsed <= 5.0 + MARGIN
+
+
+def test_retry_after_parsing() -> None:
+    assert retry_after_seconds({}) is None
+    assert retry_after_seconds({"Retry-After": "2"}) == 2.0
+    assert retry_after_seconds({"retry-after-ms": "250", "Retry-After": "9"}) == 0.25
+    assert retry_after_seconds({"Retry-After": "soon"}) is None
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    parsed = retry_after_seconds({"Retry-After": later})
+    assert parsed is not None and 25 <= parsed <= 31
+    assert retry_after_seconds({"retry-after-ms": "nan", "Retry-After": "1"}) == 1.0
+    assert retry_after_seconds({"Retry-After": "-5"}) == 0.0

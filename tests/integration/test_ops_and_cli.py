@@ -1,0 +1,133 @@
+"""The ops endpoints (/health, /ready, /metrics) and the CLI (stats, dlq list, dlq requeue)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+
+import httpx
+import psycopg
+import pytest
+
+from devkit import REPO
+from devkit.fake_openai import FakeOpenAI
+from devkit.localdb import worker_url
+from devkit.samples import answers, submit
+from devkit.users import create_user
+from tests.worker_support import fetch, recommender_for, running_worker, settings_for, wait_for_status
+from worker.db import Database
+from worker.ops import build_app, start_ops_server
+
+pytestmark = pytest.mark.usefixtures("empty_queues")
+
+
+async def test_ops_health_ready_and_metrics_answer(admin: psycopg.Connection, database_url: str) -> None:
+    async with FakeOpenAI() as ai:
+        settings = settings_for(database_url, cache_ttl_seconds=0)
+        async with running_worker(settings, recommender_for(settings, ai.base_url)) as consumer:
+            ids = submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(21)}])
+            await wait_for_status(database_url, ids)
+            runner, port = await start_ops_server(build_app(consumer.db, alive=lambda: True), "127.0.0.1", 0)
+            try:
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                    health = await client.get("/health")
+                    ready = await client.get("/ready")
+                    metrics = await client.get("/metrics")
+            finally:
+                await runner.cleanup()
+    assert (health.status_code, health.json()) == (200, {"status": "ok"})
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+    assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.text
+    assert 'assessment_jobs_total{outcome="completed",source="ai"}' in text
+    for name in ("assessment_queue_wait_seconds_bucket", "assessment_ai_call_seconds_bucket",
+                 "assessment_job_seconds_bucket", "assessment_ai_tokens_total", "assessment_jobs_in_flight",
+                 "assessment_queue_depth", "assessment_queue_oldest_message_age_seconds"):
+        assert name in text, name
+
+
+async def test_ops_ready_and_health_report_problems(database_url: str) -> None:
+    unreachable = await Database.open("postgresql://assessment_worker@127.0.0.1:9/postgres", size=1, timeout=0.5)
+    runner, port = await start_ops_server(build_app(unreachable, alive=lambda: False), "127.0.0.1", 0)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            health = await client.get("/health")
+            ready = await client.get("/ready")
+    finally:
+        await runner.cleanup()
+        await unreachable.close()
+    assert health.status_code == 503 and health.json()["status"] == "down"
+    assert ready.status_code == 503 and ready.json()["reason"].startswith("database unreachable")
+
+
+def run_cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"DATABASE_URL": worker_url(database_url), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "worker", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_without_database_url_says_what_to_set() -> None:
+    result = subprocess.run([sys.executable, "-m", "worker", "stats"], cwd="/", env={"PATH": "/usr/bin:/bin"},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "DATABASE_URL is not set. Run 'scripts/localdb up'" in result.stderr
+
+
+def test_cli_stats_prints_queues_and_statuses(admin: psycopg.Connection, database_url: str) -> None:
+    submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(22)}])
+    result = run_cli(database_url, "stats")
+    assert result.returncode == 0, result.stderr
+    assert "queue assessment_submitted: 1 messages, oldest" in result.stdout
+    assert "queue assessment_submitted_dlq: 0 messages" in result.stdout
+    for status in ("queued", "processing", "completed", "failed"):
+        assert f"assessments {status}: " in result.stdout
+
+
+async def test_cli_dlq_list_and_requeue_bring_a_failed_job_back(
+    admin: psycopg.Connection, database_url: str
+) -> None:
+    [assessment_id] = submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(23)}])
+    admin.execute("update public.test_assessment set status = 'processing', attempts = 1 where id = %s",
+                  (assessment_id,))  # one attempt that never finished
+    async with FakeOpenAI() as ai:
+        settings = settings_for(database_url, max_attempts=1, cache_ttl_seconds=0)
+        async with running_worker(settings, recommender_for(settings, ai.base_url)):
+            await wait_for_status(database_url, [assessment_id], statuses=("failed",))
+
+        listed = await asyncio.to_thread(run_cli, database_url, "dlq", "list")
+        assert listed.returncode == 0 and str(assessment_id) in listed.stdout
+        assert '"reason": "attempts exhausted: 1 of 1"' in listed.stdout
+
+        requeued = await asyncio.to_thread(run_cli, database_url, "dlq", "requeue", "--all")
+        assert requeued.returncode == 0 and "requeued dead letter" in requeued.stdout
+        [row] = await fetch(database_url, "select status::text, last_error from public.test_assessment "
+                            "where id = %s", (assessment_id,))
+        assert row == {"status": "queued", "last_error": None}
+
+        settings = settings_for(database_url, cache_ttl_seconds=0)
+        async with running_worker(settings, recommender_for(settings, ai.base_url)):
+            [done] = await wait_for_status(database_url, [assessment_id])
+    assert (done["source"], done["results"]) == ("ai", 1)
+    empty = await asyncio.to_thread(run_cli, database_url, "dlq", "requeue", "--all")
+    assert "the dead-letter queue is empty" in empty.stdout
+
+
+def test_cli_dlq_requeue_of_an_unknown_id_says_what_to_do(database_url: str) -> None:
+    result = run_cli(database_url, "dlq", "requeue", "999999999")
+    assert result.returncode == 1
+    assert "No dead-lettered job with msg_id 999999999" in result.stderr and "dlq list" in result.stderr
+
+
+def test_cli_run_with_a_taken_ops_port_exits_and_says_what_to_set(database_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"DATABASE_URL": worker_url(database_url), "PATH": "/usr/bin:/bin", "WORKER_OPS_PORT": str(port)}
+        result = subprocess.run([sys.executable, "-m", "worker", "run"], cwd=REPO, env=env,
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"Cannot serve /health on 127.0.0.1:{port}: Address already in use." in result.stderr
+    assert "Set WORKER_OPS_PORT to a free port." in result.stderr

@@ -1,0 +1,46 @@
+"""Released migrations are immutable: a project that already ran one never runs it again, so an edit
+would reach new projects only and split the fleet. Change the schema with a new migration instead.
+
+Releasing a migration (landing it on main) means adding its sha256 below, in the same change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from devkit import REPO
+
+MIGRATIONS = REPO / "supabase" / "migrations"
+RELEASED = {
+    "20261125180000_create_assessment_queues.sql":
+        "9f688efe3f03869c4832c1a729fc2d20db1765f4267f7381b924482a45f1653b",
+    "20261125180100_create_test_assessment.sql":
+        "bfb0a3cbc07b26f99ae2c96d364c6ea6fd252ab3e2bf6c15c980c69e765b838a",
+    "20261125180200_create_result_test.sql":
+        "9a2d2d8f534bfc65eb7d846e65433d6d981c69b89020637b90087995b43908a4",
+    "20261125180300_validate_assessments.sql":
+        "21e1d59a6b036e98c16712a2ac9a5b754a5c98094e0f5471e06c08252122a766",
+    "20261125180400_limit_submissions.sql":
+        "e90f8c18b24c7cb66f629228ed001f5978b03ef54edb42ce174c5dff79574872",
+    "20261125180500_enqueue_assessments.sql":
+        "43c310346aec3695bc9ffec41768c0d11e3a75ad58b1cb62a4c9076bca18d2ac",
+    "20261125181000_broadcast_assessment_status.sql":
+        "3539616685f716f1c747971b53cd0cbc7b7ca1f6ec345bea725c08ac3336b13d",
+}
+
+
+def test_released_migrations_are_unchanged() -> None:
+    changed = [name for name, digest in RELEASED.items()
+               if hashlib.sha256((MIGRATIONS / name).read_bytes()).hexdigest() != digest]
+    assert not changed, f"released migrations were edited: {changed}. Revert them and add a new migration."
+
+
+def test_every_migration_is_released_with_its_checksum() -> None:
+    unlisted = sorted(path.name for path in MIGRATIONS.glob("*.sql") if path.name not in RELEASED)
+    assert not unlisted, f"{unlisted}: add each with its sha256 to RELEASED in this file."
+
+
+def test_migration_names_follow_the_cli_convention() -> None:
+    versions = [path.name.split("_", 1)[0] for path in MIGRATIONS.glob("*.sql")]
+    assert all(len(version) == 14 and version.isdigit() for version in versions), versions
+    assert len(set(versions)) == len(versions), "two migrations share a timestamp"

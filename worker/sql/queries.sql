@@ -1,0 +1,160 @@
+-- The worker's named queries, loaded once by worker/db.py; package data, so the wheel carries them.
+-- Each block starts with `-- name: <name>`.
+-- Parameters are psycopg named placeholders; no runtime value is ever interpolated into this text.
+-- Queue names are fixed here: assessment_submitted (jobs) and assessment_submitted_dlq (dead letters).
+
+-- name: read_jobs
+-- Lease up to qty visible messages for vt seconds (FOR UPDATE SKIP LOCKED inside pgmq.read).
+select msg_id, read_ct, enqueued_at, message
+from pgmq.read('assessment_submitted', %(vt)s, %(qty)s);
+
+-- name: set_leases
+-- Make in-flight messages visible again vt seconds from now: extends their leases, or with vt = 0
+-- releases them at once (graceful shutdown). set_vt returns a set, so it runs once per id in FROM.
+select count(*)
+from unnest(%(msg_ids)s::bigint[]) as msg_id,
+     pgmq.set_vt('assessment_submitted', msg_id, %(vt)s);
+
+-- name: start_jobs
+-- Mark the assessments of a batch processing; return every requested assessment that still exists
+-- (those already completed or failed come back unchanged, deleted ones do not come back).
+with started as (
+  update public.test_assessment
+  set status = 'processing', attempts = attempts + 1, started_at = now()
+  where id = any(%(ids)s::uuid[]) and status in ('queued', 'processing')
+  returning id, user_id, assessment_type, answers, context, status, attempts, created_at
+)
+select * from started
+union all
+select id, user_id, assessment_type, answers, context, status, attempts, created_at
+from public.test_assessment
+where id = any(%(ids)s::uuid[]) and status not in ('queued', 'processing');
+
+-- name: find_cached
+-- For each cache key, the newest AI result for the same prompt and model younger than ttl seconds.
+select distinct on (cache_key) cache_key, summary, recommendations, model
+from public.result_test
+where cache_key = any(%(cache_keys)s::text[]) and source = 'ai'
+  and created_at > now() - make_interval(secs => %(ttl)s)
+order by cache_key, created_at desc;
+
+-- name: complete_jobs
+-- ONE statement for a batch of finished jobs: insert each result, mark its assessment completed and
+-- archive its message. An assessment that is no longer processing (completed by another delivery,
+-- failed, or deleted) gets no result, but its message is still archived.
+with input as (
+  select *
+  from jsonb_to_recordset(%(jobs)s::jsonb) as j(
+    msg_id bigint, assessment_id uuid, summary text, recommendations jsonb,
+    source public.recommendation_source, fallback_reason text, model text, prompt_version text,
+    cache_key text, prompt_tokens integer, completion_tokens integer, latency_ms integer)
+), locked as (
+  select a.id, a.user_id
+  from public.test_assessment a
+  join input i on i.assessment_id = a.id
+  where a.status = 'processing'
+  order by a.id  -- a fixed lock order: two workers completing overlapping batches cannot deadlock
+  for update of a
+), inserted as (
+  insert into public.result_test (
+    assessment_id, user_id, summary, recommendations, source, fallback_reason, model,
+    prompt_version, cache_key, prompt_tokens, completion_tokens, latency_ms)
+  select i.assessment_id, l.user_id, i.summary, i.recommendations, i.source, i.fallback_reason, i.model,
+         i.prompt_version, i.cache_key, i.prompt_tokens, i.completion_tokens, i.latency_ms
+  from input i
+  join locked l on l.id = i.assessment_id
+  on conflict (assessment_id) do nothing
+  returning assessment_id
+), completed as (
+  update public.test_assessment a
+  set status = 'completed', completed_at = now(), last_error = null
+  from inserted
+  where a.id = inserted.assessment_id
+  returning a.id
+), archived as (
+  select i.msg_id, pgmq.archive('assessment_submitted', i.msg_id) as archived
+  from input i
+)
+-- Two messages for one assessment in a batch: only the first counts as the one that completed it.
+select i.assessment_id, i.msg_id,
+       (c.id is not null and i.msg_id = min(i.msg_id) over (partition by i.assessment_id)) as completed
+from input i
+join archived ar on ar.msg_id = i.msg_id
+left join completed c on c.id = i.assessment_id;
+
+-- name: acknowledge
+-- Archive messages that need no work (assessment deleted, already completed or failed).
+select pgmq.archive('assessment_submitted', %(msg_ids)s::bigint[]);
+
+-- name: record_failure
+-- A failed attempt: remember why, and make the message visible again after delay seconds.
+with noted as (
+  update public.test_assessment
+  set last_error = %(error)s
+  where id = %(assessment_id)s and status = 'processing'
+  returning id
+)
+select (select count(*) from noted) as noted,
+       (select msg_id from pgmq.set_vt('assessment_submitted', %(msg_id)s, %(delay)s)) as msg_id;
+
+-- name: dead_letter
+-- Give up on a message: copy it to the dead-letter queue with the reason, archive it, and mark its
+-- assessment failed (if it exists and is not finished) — one transaction.
+with moved as (
+  select pgmq.send('assessment_submitted_dlq', jsonb_build_object(
+    'event', %(message)s::jsonb,
+    'reason', %(reason)s::text,
+    'source_msg_id', %(msg_id)s::bigint,
+    'read_ct', %(read_ct)s::integer,
+    'failed_at', now())) as dlq_msg_id
+), failed as (
+  update public.test_assessment
+  set status = 'failed', last_error = %(reason)s, completed_at = now()
+  where id = %(assessment_id)s and status in ('queued', 'processing')
+  returning id
+)
+select (select dlq_msg_id from moved) as dlq_msg_id,
+       (select count(*) from failed) as failed,
+       pgmq.archive('assessment_submitted', %(msg_id)s) as archived;
+
+-- name: dlq_list
+select msg_id, enqueued_at, message
+from pgmq.q_assessment_submitted_dlq
+order by msg_id
+limit %(limit)s;
+
+-- name: dlq_requeue
+-- Put a dead-lettered event back on the job queue and its assessment back to queued, one transaction.
+with dead as (
+  select msg_id, message from pgmq.q_assessment_submitted_dlq where msg_id = %(msg_id)s for update
+), requeued as (
+  update public.test_assessment a
+  set status = 'queued', last_error = null, completed_at = null
+  from dead
+  where a.id = (dead.message -> 'event' ->> 'assessment_id')::uuid and a.status = 'failed'
+  returning a.id
+), sent as (
+  select pgmq.send('assessment_submitted', dead.message -> 'event') as new_msg_id from dead
+)
+select (select new_msg_id from sent) as new_msg_id,
+       (select count(*) from requeued) as requeued,
+       (select count(pgmq.delete('assessment_submitted_dlq', msg_id)) from dead) as removed;
+
+-- name: dlq_ids
+select msg_id from pgmq.q_assessment_submitted_dlq order by msg_id;
+
+-- name: queue_metrics
+select queue_name, queue_length, oldest_msg_age_sec
+from pgmq.metrics('assessment_submitted')
+union all
+select queue_name, queue_length, oldest_msg_age_sec
+from pgmq.metrics('assessment_submitted_dlq');
+
+-- name: status_counts
+select status::text, count(*) as count
+from public.test_assessment
+group by status
+order by status;
+
+-- name: ready
+select exists (select from pgmq.meta where queue_name = 'assessment_submitted') as queue_present;
