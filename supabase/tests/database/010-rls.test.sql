@@ -2,7 +2,7 @@
 -- API role sees, and which statements the API roles may run at all.
 begin;
 \ir helpers.psql
-select plan(26);
+select plan(28);
 
 select from pg_temp.create_user('owner');
 select from pg_temp.create_user('other');
@@ -93,6 +93,16 @@ select throws_ok(
   $$ insert into public.test_assessment (assessment_type, answers) values ('career', pg_temp.answers(1)) $$,
   '23502', null,  -- the message currently names private.submission_quota, not test_assessment
   'The service role must name user_id: there is no auth.uid() to default to.');
+select throws_ok(
+  $$ update public.test_assessment set status = 'failed' where user_id = pg_temp.user_id('owner') $$,
+  '42501', 'permission denied for table test_assessment',
+  'The service role cannot change a status: that is the worker''s (on old and new projects alike).');
+select throws_ok(
+  $$ insert into public.result_test (assessment_id, user_id, summary, recommendations, source, prompt_version,
+                                    latency_ms)
+     select id, user_id, 'A forged summary.', '[]', 'ai', 'v1', 0 from public.test_assessment limit 1 $$,
+  '42501', 'permission denied for table result_test',
+  'The service role cannot write results: that is the worker''s.');
 
 -- as the owner, withdrawing
 select pg_temp.authenticate_as('owner');

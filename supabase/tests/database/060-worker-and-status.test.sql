@@ -97,7 +97,7 @@ select pg_temp.reset_role();
 select throws_ok(
   format($$ update public.test_assessment set status = 'queued' where id = %L $$, :'job_id'),
   '22023', 'status: completed -> queued is not a valid transition',
-  'completed -> queued is rejected, even for a superuser.');
+  'completed -> queued is rejected, even for postgres.');
 select throws_ok(
   format($$ update public.test_assessment set status = 'failed' where id = %L $$, :'job_id'),
   '22023', 'status: completed -> failed is not a valid transition', 'completed -> failed is rejected.');
