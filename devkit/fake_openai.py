@@ -46,6 +46,8 @@ class Behaviour:
     retry_after_ms: float | None = None
     rate: float = 0.0
     rng: random.Random | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    body: bytes = b""
 
 
 def ok() -> Behaviour:
@@ -86,6 +88,20 @@ def invalid_output() -> Behaviour:
 def length() -> Behaviour:
     """A completion cut off with finish_reason "length"."""
     return Behaviour("length")
+
+
+def completion(content: str | None = None, **envelope: Any) -> Behaviour:
+    """A 200 completion with `content` as the message content (default: valid recommendations) and any
+    top-level field of the completion replaced (`model=...`, `usage=...`): a hostile but well-formed answer."""
+    overrides = dict(envelope)
+    if content is not None:
+        overrides["content"] = content
+    return Behaviour("completion", overrides=overrides)
+
+
+def raw(body: bytes, code: int = 200) -> Behaviour:
+    """Exactly `body` with HTTP `code` and Content-Type application/json, whatever it holds."""
+    return Behaviour("raw", code=code, body=body)
 
 
 def random_failures(rate: float, seed: int) -> Behaviour:
@@ -178,9 +194,16 @@ class FakeOpenAI:
             return _error(503, "The fake server is shutting down.", "server_error")
         if kind == "status":
             return _status(behaviour)
+        if kind == "raw":
+            return web.Response(body=behaviour.body, status=behaviour.code, content_type="application/json")
         if self.latency or behaviour.seconds:
             await asyncio.sleep(self.latency + behaviour.seconds)
-        return web.json_response(_completion(body, kind, self._served))
+        answer = _completion(body, kind, self._served)
+        if kind == "completion":
+            if "content" in behaviour.overrides:
+                answer["choices"][0]["message"]["content"] = behaviour.overrides["content"]
+            answer.update({k: v for k, v in behaviour.overrides.items() if k != "content"})
+        return web.json_response(answer)
 
 
 def _error(code: int, message: str, kind: str, headers: dict[str, str] | None = None) -> web.Response:

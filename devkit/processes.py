@@ -8,6 +8,7 @@ read; its CPU time and memory come from /proc.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -84,17 +85,22 @@ class WorkerProcess:
 
     The ops server listens on `ops_port` (a free port unless WORKER_OPS_PORT is given); stdout and
     stderr go to `log_path`. `new_session` puts it in its own process group (a Ctrl-C in the terminal
-    then reaches only the parent, which stops it in order).
+    then reaches only the parent, which stops it in order); `max_open_files` caps its file descriptors.
     """
 
-    def __init__(self, log_path: Path, env: Mapping[str, str], *, new_session: bool = False) -> None:
+    def __init__(self, log_path: Path, env: Mapping[str, str], *, new_session: bool = False,
+                 max_open_files: int | None = None) -> None:
         self.ops_port = int(env.get("WORKER_OPS_PORT") or free_port())
         self.log_path = log_path
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = log_path.open("w")
         environment = dict(os.environ) | dict(env) | {"WORKER_OPS_PORT": str(self.ops_port)}
+        def limit_open_files() -> None:  # as a container's ulimit would (the hard limit binds the worker too)
+            if max_open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, max_open_files))
+
         self.process = subprocess.Popen(
-            [PYTHON, "-m", "worker", "run"], cwd=REPO, env=environment,
+            [PYTHON, "-m", "worker", "run"], cwd=REPO, env=environment, preexec_fn=limit_open_files,
             stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=new_session,
         )
 

@@ -12,6 +12,7 @@ import psycopg
 from devkit import REPO
 from devkit.postgrest import acting_as
 from devkit.users import create_user
+from worker.models import Assessment
 
 EXAMPLES = REPO / "examples"
 
@@ -25,6 +26,15 @@ def answers(seed: int, count: int = 4) -> list[dict[str, Any]]:
         {"question_id": "blocker", "question": "What blocks you most?", "answer": f"Meetings, case {seed}"},
     ]
     return items[:count]
+
+
+def assessment_model(seed: int = 0) -> Assessment:
+    """A valid queued Assessment as the worker loads it, for code that needs no database."""
+    return Assessment.model_validate({
+        "id": uuid.UUID(int=seed + 1), "user_id": uuid.UUID(int=seed + 2), "assessment_type": "career",
+        "answers": answers(seed), "context": {"goals": ["Lead a team"], "locale": "en"}, "status": "queued",
+        "attempts": 0, "created_at": "2026-11-26T00:00:00+00:00",
+    })
 
 
 def submit(conn: psycopg.Connection[Any], user_id: uuid.UUID, bodies: Iterable[dict[str, Any]]) -> list[uuid.UUID]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -36,14 +36,18 @@ def recommender_for(settings: Settings, base_url: str | None, api_key: str | Non
                        deadline_seconds=settings.ai_deadline_seconds, max_connections=settings.concurrency)
 
 
-def worker_process(database_url: str, ai_url: str, log_dir: Path, **env: str) -> WorkerProcess:
+def worker_process(
+    database_url: str, ai_url: str, log_dir: Path, env: Mapping[str, str] | None = None,
+    max_open_files: int | None = None,
+) -> WorkerProcess:
     """`python -m worker run` as assessment_worker with settings that make faults show quickly."""
     defaults = {
         "DATABASE_URL": worker_url(database_url), "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": ai_url,
         "WORKER_LEASE_SECONDS": "3", "WORKER_POLL_INTERVAL_SECONDS": "0.2", "CACHE_TTL_SECONDS": "0",
         "WORKER_SHUTDOWN_GRACE_SECONDS": "10",
     }
-    return WorkerProcess(log_dir / f"worker-{time.monotonic_ns()}.log", defaults | env)
+    return WorkerProcess(log_dir / f"worker-{time.monotonic_ns()}.log", defaults | dict(env or {}),
+                         max_open_files=max_open_files)
 
 
 @asynccontextmanager

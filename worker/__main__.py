@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import resource
 import signal
 import sys
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from worker.config import Settings, load_settings
 from worker.consumer import Consumer
 from worker.db import Database
 from worker.exceptions import ConfigError, WorkerError
-from worker.ops import build_app, start_ops_server
+from worker.ops import OpsServer, routes
 
 log = logging.getLogger("worker")
 
@@ -51,12 +52,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         max_connections=settings.concurrency,
     )
     consumer = Consumer(settings, db, recommender)
-    runner = None
+    ops = OpsServer(routes(db, alive=lambda: consumer.running))
     try:
         # Serve /health before taking any job, so a taken port fails the start instead of a running worker.
         try:
-            runner, _ = await start_ops_server(build_app(db, alive=lambda: consumer.running),
-                                               settings.ops_host, settings.ops_port)
+            await ops.start(settings.ops_host, settings.ops_port)
         except OSError as exc:
             raise ConfigError(
                 f"Cannot serve /health on {settings.ops_host}:{settings.ops_port}: "
@@ -65,8 +65,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             ) from exc
         await consumer.run(stop)
     finally:
-        if runner is not None:
-            await runner.cleanup()
+        await ops.close()
         await recommender.aclose()
         await db.close()
 
@@ -115,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(settings.log_level)
     try:
         if args.command == "run":
+            raise_open_files_limit()
             asyncio.run(_run_until_signalled(settings))
         elif args.command == "stats":
             asyncio.run(stats(settings))
@@ -124,6 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 1
     return 0
+
+
+def raise_open_files_limit() -> None:
+    """Use the whole hard limit of open files: every job holds an AI connection and the pool its own."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 async def _run_until_signalled(settings: Settings) -> None:

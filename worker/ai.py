@@ -1,18 +1,25 @@
-"""Asks a Chat Completions API for recommendations, inside one deadline, with our own retries.
+"""Asks a Chat Completions API (OpenAI, or any server that speaks its protocol) for recommendations,
+inside one deadline, with our own retries, and treats whatever comes back as untrusted.
 
 Contract: `Recommender.recommend` either returns an `AiResult` whose recommendations satisfy
-`worker.models.RecommendationSet`, or raises `AiUnavailable` with one of `REASONS` within
-`deadline_seconds` (plus scheduling noise). It never raises an openai exception and never logs the API
-key or any answer text.
+`worker.models.RecommendationSet` and whose every field can be stored as it is (no NUL or unpaired
+surrogate in any text, `model` at most MAX_MODEL_CHARS, token counts within PostgreSQL's integer), or
+raises `AiUnavailable` with one of `REASONS` within `deadline_seconds` (plus scheduling noise). It raises
+nothing else for anything a server sends, reads at most MAX_RESPONSE_BYTES of any response, and never
+logs the API key or any answer text.
 
-Retry policy (the SDK's own retries are off so that there is exactly one loop and one deadline):
-- retried: 429 (rate_limited), 408 and timeouts of one attempt (timeout), 5xx (server_error),
-  connection errors (connection_error); waits honour `retry-after-ms` / `Retry-After`, otherwise
-  exponential backoff with full jitter; a wait that does not fit in the remaining time ends the step at
-  once with the last reason instead of sleeping into the deadline.
-- retried once: invalid JSON and schema-valid JSON that breaks the business rules. Strict structured
-  outputs make these rare and sampling makes a second answer likely to differ, so one more try is cheap
-  insurance; a second bad answer means the prompt or model is the problem, and more tries only burn time.
+Transport: aiohttp, directly: POST `<base_url>/chat/completions` with the key as a bearer token, over a
+keep-alive pool of `max_connections`. The OpenAI SDK is not on this path: it costs several times the CPU
+per call and has no bound on what it reads (docs/decisions/0009).
+
+Retry policy:
+- retried: 429 (rate_limited), 408 (timeout), 5xx (server_error), connection errors (connection_error);
+  waits honour `retry-after-ms` / `Retry-After`, otherwise exponential backoff with full jitter; a wait
+  that does not fit in the remaining time ends the step at once with the last reason.
+- retried once: a response that is not a completion, content that is not JSON, and JSON that breaks
+  the business rules (invalid_output, invalid_json). Strict structured outputs make these rare and
+  sampling makes a second answer likely to differ; a second bad answer means the prompt or model is
+  the problem, and more tries only burn time.
 - not retried: other 4xx (client_error), refusals, and finish_reason length / content_filter (length):
   the same request would get the same answer.
 """
@@ -25,15 +32,13 @@ import json
 import logging
 import math
 import random
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx2
-import openai
-from openai.types.chat import ChatCompletion
-from openai.types.shared_params import ResponseFormatJSONSchema
+import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from worker.backoff import backoff
@@ -49,12 +54,21 @@ REASONS = frozenset({
     "refusal", "invalid_json", "invalid_output", "length",
 })
 
+OPENAI_BASE_URL = "https://api.openai.com/v1"
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 8.0
 # An attempt with less time than this left cannot finish a completion; give up instead of starting it.
 MIN_ATTEMPT_SECONDS = 0.25
 # Output problems (invalid_json, invalid_output) get at most this many retries; see the module docstring.
 MAX_OUTPUT_RETRIES = 1
+# Ten recommendations at their longest are about 20,000 characters of JSON; a completion envelope around
+# them (escaped) stays far below this. Anything larger is not an answer to our request.
+MAX_RESPONSE_BYTES = 256 * 1024
+MAX_MODEL_CHARS = 200
+MAX_TOKENS = 2**31 - 1  # result_test.prompt_tokens and completion_tokens are integer
+# What PostgreSQL cannot store (NUL; unpaired surrogates, which have no UTF-8) and the control characters
+# a reader's terminal would act on. One character class: linear whatever the input.
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 class _WireRecommendation(BaseModel):
@@ -107,21 +121,38 @@ def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 
 RESPONSE_SCHEMA = strict_schema(_WireRecommendationSet)
-RESPONSE_FORMAT: ResponseFormatJSONSchema = {
-    "type": "json_schema",
-    "json_schema": {"name": "recommendations", "strict": True, "schema": RESPONSE_SCHEMA},
-}
+RESPONSE_FORMAT = {"type": "json_schema", "json_schema": {"name": "recommendations", "strict": True,
+                                                          "schema": RESPONSE_SCHEMA}}
 
 
 @dataclass(frozen=True)
 class AiResult:
-    """Validated recommendations and what producing them cost (tokens are summed over all attempts)."""
+    """Validated, storable recommendations and what producing them cost (tokens summed over attempts)."""
 
     recommendations: RecommendationSet
     model: str
     prompt_tokens: int | None
     completion_tokens: int | None
     attempts: int
+
+
+def storable(value: Any) -> Any:
+    """`value` (parsed JSON) with every string made storable: NUL and control characters dropped,
+    unpaired surrogates replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub(lambda m: "\ufffd" if m.group() >= "\ud800" else "", value)
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    return value
+
+
+def token_count(value: Any) -> int | None:
+    """A usage count the database can hold, or None for anything else (negative, huge, not an integer)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKENS:
+        return value
+    return None
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
@@ -137,7 +168,7 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
             seconds = _http_date_delay(raw) if name == "retry-after" else math.nan
         # NaN would make every later comparison False and asyncio.sleep fail; treat it as no hint.
         if not math.isnan(seconds):
-            return max(seconds, 0.0)
+            return min(max(seconds, 0.0), 3600.0)
     return None
 
 
@@ -162,6 +193,31 @@ class _AttemptFailed(Exception):
         self.wait = wait
 
 
+@dataclass(frozen=True)
+class _Answer:
+    recommendations: RecommendationSet
+    model: str | None
+
+
+class _Tokens:
+    """Token usage summed over attempts (every answered attempt is billed, even one we reject)."""
+
+    def __init__(self) -> None:
+        self.prompt: int | None = None
+        self.completion: int | None = None
+
+    def add(self, usage: Any) -> None:
+        if not isinstance(usage, dict):
+            return
+        prompt, completion = token_count(usage.get("prompt_tokens")), token_count(usage.get("completion_tokens"))
+        if prompt is not None:
+            self.prompt = min(MAX_TOKENS, (self.prompt or 0) + prompt)
+            AI_TOKENS.labels("prompt").inc(prompt)
+        if completion is not None:
+            self.completion = min(MAX_TOKENS, (self.completion or 0) + completion)
+            AI_TOKENS.labels("completion").inc(completion)
+
+
 class Recommender:
     """A Chat Completions client with structured outputs, one deadline per call and our own retries."""
 
@@ -184,22 +240,12 @@ class Recommender:
         self.model = model
         self.deadline_seconds = deadline_seconds
         self.max_attempts = max_attempts
+        self.max_connections = max_connections
         self._rng = rng or random.Random()
-        self._client: openai.AsyncOpenAI | None = None
-        self._http: httpx2.AsyncClient | None = None
-        if api_key:
-            # Without a key nothing is built: recommend() then fails fast with not_configured and the
-            # SDK never falls back to OPENAI_API_KEY from the environment behind our back.
-            self._http = openai.DefaultAsyncHttpxClient(
-                limits=httpx2.Limits(
-                    max_connections=max_connections, max_keepalive_connections=max_connections
-                ),
-                timeout=deadline_seconds,
-            )
-            self._client = openai.AsyncOpenAI(
-                api_key=api_key, base_url=base_url, max_retries=0, timeout=deadline_seconds,
-                http_client=self._http,
-            )
+        self._url = (base_url or OPENAI_BASE_URL).rstrip("/") + "/chat/completions"
+        # Without a key nothing is sent: recommend() fails fast with not_configured.
+        self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"} if api_key else None
+        self._session: aiohttp.ClientSession | None = None
 
     async def recommend(self, prompt: Prompt) -> AiResult:
         """Recommendations for `prompt`, or AiUnavailable(reason) once the deadline or retries run out."""
@@ -217,19 +263,18 @@ class Recommender:
 
     async def aclose(self) -> None:
         """Closes the HTTP connections; the Recommender must not be used afterwards."""
-        if self._client is not None:
-            await self._client.close()
-        if self._http is not None:
-            await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def _recommend(self, prompt: Prompt) -> AiResult:
-        client = self._client
-        if client is None:
+        if self._headers is None:
             raise AiUnavailable(
                 "not_configured", "No OpenAI API key is configured. Set OPENAI_API_KEY to use the AI."
             )
         loop = asyncio.get_running_loop()
         deadline_at = loop.time() + self.deadline_seconds
+        body = json.dumps({"model": self.model, "messages": prompt.messages(), "response_format": RESPONSE_FORMAT},
+                          ensure_ascii=False).encode()
         tokens = _Tokens()
         attempt = 0
         output_retries = 0
@@ -238,13 +283,13 @@ class Recommender:
                 while True:
                     attempt += 1
                     try:
-                        completion = await self._create(client, prompt, deadline_at - loop.time())
-                        tokens.add(completion)
-                        recommendations = _parse(completion)
+                        if deadline_at - loop.time() < MIN_ATTEMPT_SECONDS:
+                            raise _AttemptFailed("timeout", "No time is left in the deadline for another attempt",
+                                                 retryable=False)
+                        answer = _parse(await self._post(body), tokens)
                     except _AttemptFailed as failure:
                         is_output = failure.reason in ("invalid_json", "invalid_output")
-                        if is_output:
-                            output_retries += 1
+                        output_retries += is_output
                         can_retry = failure.retryable and attempt < self.max_attempts and not (
                             is_output and output_retries > MAX_OUTPUT_RETRIES
                         )
@@ -263,17 +308,12 @@ class Recommender:
                                 f"(after {attempt} attempt(s))",
                             ) from failure
                         AI_RETRIES.labels(failure.reason).inc()
-                        log.debug(
-                            "AI attempt %d failed (%s); retrying in %.2fs", attempt, failure.reason, wait
-                        )
+                        log.debug("AI attempt %d failed (%s); retrying in %.2fs", attempt, failure.reason, wait)
                         await asyncio.sleep(wait)
                         continue
                     return AiResult(
-                        recommendations=recommendations,
-                        model=completion.model or self.model,
-                        prompt_tokens=tokens.prompt,
-                        completion_tokens=tokens.completion,
-                        attempts=attempt,
+                        recommendations=answer.recommendations, model=answer.model or self.model,
+                        prompt_tokens=tokens.prompt, completion_tokens=tokens.completion, attempts=attempt,
                     )
         except TimeoutError as exc:
             raise AiUnavailable(
@@ -282,75 +322,84 @@ class Recommender:
                 f"(attempt {attempt} was in flight). Check the provider's status or raise the deadline.",
             ) from exc
 
-    async def _create(self, client: openai.AsyncOpenAI, prompt: Prompt, remaining: float) -> ChatCompletion:
-        if remaining < MIN_ATTEMPT_SECONDS:
-            raise _AttemptFailed("timeout", "No time is left in the deadline for another attempt",
-                                 retryable=False)
-        try:
-            # The same request chat.completions.create sends, minus the SDK's per-call transformation of
-            # typed parameters (15% of the worker's CPU in the benchmark): ours are plain JSON already.
-            return await client.post(
-                "/chat/completions",
-                cast_to=ChatCompletion,
-                body={"model": self.model, "messages": prompt.messages(), "response_format": RESPONSE_FORMAT},
-                options={"timeout": remaining},
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:  # created on first use, inside the running event loop
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=30),
+                auto_decompress=True,
             )
-        except openai.APITimeoutError as exc:
-            raise _AttemptFailed("timeout", "An AI request timed out", retryable=True) from exc
-        except openai.APIConnectionError as exc:
+        return self._session
+
+    async def _post(self, body: bytes) -> bytes:
+        """One HTTP attempt; the 200 response's body (at most MAX_RESPONSE_BYTES), else _AttemptFailed."""
+        assert self._headers is not None
+        try:
+            request = self._http().post(self._url, data=body, headers=self._headers, allow_redirects=False)
+            async with request as response:
+                if response.status != 200:
+                    raise _status_failure(response.status, response.headers)
+                if (response.content_length or 0) > MAX_RESPONSE_BYTES:
+                    raise _too_large()
+                payload = bytearray()
+                async for chunk in response.content.iter_any():
+                    payload += chunk
+                    if len(payload) > MAX_RESPONSE_BYTES:
+                        raise _too_large()
+                return bytes(payload)
+        except (aiohttp.ClientError, OSError) as exc:
             raise _AttemptFailed(
-                "connection_error", f"Could not connect to the AI endpoint: {exc}", retryable=True
-            ) from exc
-        except openai.APIStatusError as exc:
-            raise _status_failure(exc) from exc
-        except openai.APIResponseValidationError as exc:
-            raise _AttemptFailed(
-                "invalid_output", "The AI endpoint returned a malformed response", retryable=True
+                "connection_error", f"Could not reach the AI endpoint ({type(exc).__name__})", retryable=True
             ) from exc
 
 
-def _status_failure(exc: openai.APIStatusError) -> _AttemptFailed:
-    status = exc.status_code
+def _too_large() -> _AttemptFailed:
+    return _AttemptFailed("invalid_output", f"The AI endpoint's response is over {MAX_RESPONSE_BYTES} bytes",
+                          retryable=True)
+
+
+def _status_failure(status: int, headers: Mapping[str, str]) -> _AttemptFailed:
     what = f"The AI endpoint answered HTTP {status}"
     if status == 429:
-        return _AttemptFailed(
-            "rate_limited", f"{what} (rate limited)", retryable=True,
-            wait=retry_after_seconds(exc.response.headers),
-        )
+        return _AttemptFailed("rate_limited", f"{what} (rate limited)", retryable=True,
+                              wait=retry_after_seconds(headers))
     if status == 408:
         return _AttemptFailed("timeout", f"{what} (request timeout)", retryable=True)
     if status >= 500:
-        return _AttemptFailed(
-            "server_error", f"{what} (server error)", retryable=True,
-            wait=retry_after_seconds(exc.response.headers),
-        )
-    hint = " Check OPENAI_API_KEY." if status in (401, 403) else " Check the model name and request."
+        return _AttemptFailed("server_error", f"{what} (server error)", retryable=True,
+                              wait=retry_after_seconds(headers))
+    hint = " Check OPENAI_API_KEY." if status in (401, 403) else " Check OPENAI_BASE_URL, the model and the request."
     return _AttemptFailed("client_error", f"{what}; retrying will not help.{hint}", retryable=False)
 
 
-def _parse(completion: ChatCompletion) -> RecommendationSet:
-    if not completion.choices:
-        raise _AttemptFailed("invalid_output", "The AI response had no choices", retryable=True)
-    choice = completion.choices[0]
-    if choice.message.refusal:
+def _parse(payload: bytes, tokens: _Tokens) -> _Answer:
+    """The recommendations in a completion, made storable and validated; _AttemptFailed otherwise."""
+    try:
+        envelope = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _AttemptFailed("invalid_output", "The AI endpoint's response is not JSON", retryable=True) from exc
+    if not isinstance(envelope, dict):
+        raise _AttemptFailed("invalid_output", "The AI endpoint's response is not a completion", retryable=True)
+    tokens.add(envelope.get("usage"))
+    choices = envelope.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(choice, dict) or not isinstance(message, dict):
+        raise _AttemptFailed("invalid_output", "The AI response had no message", retryable=True)
+    if message.get("refusal"):
         # The refusal text can echo the person's answers, so it is not logged or put in the message.
         raise _AttemptFailed("refusal", "The model refused to answer", retryable=False)
-    if choice.finish_reason in ("length", "content_filter"):
-        raise _AttemptFailed(
-            "length", f"The model stopped early (finish_reason={choice.finish_reason!r})", retryable=False
-        )
-    content = choice.message.content
-    if content is None:
+    if choice.get("finish_reason") in ("length", "content_filter"):
+        raise _AttemptFailed("length", f"The model stopped early (finish_reason={choice['finish_reason']!r})",
+                             retryable=False)
+    content = message.get("content")
+    if not isinstance(content, str):
         raise _AttemptFailed("invalid_json", "The model returned no content", retryable=True)
     try:
         data = json.loads(content)
-    except json.JSONDecodeError as exc:
-        raise _AttemptFailed(
-            "invalid_json", f"The model's content is not JSON ({exc.msg} at position {exc.pos})",
-            retryable=True,
-        ) from exc
+    except ValueError as exc:
+        raise _AttemptFailed("invalid_json", "The model's content is not JSON", retryable=True) from exc
     try:
-        parsed = RecommendationSet.model_validate(data)
+        parsed = RecommendationSet.model_validate(storable(data))
     except ValidationError as exc:
         errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
         raise _AttemptFailed(
@@ -358,21 +407,6 @@ def _parse(completion: ChatCompletion) -> RecommendationSet:
         ) from exc
     # sorted() is stable, so equal priorities keep the model's order.
     ordered = sorted(parsed.recommendations, key=lambda r: r.priority)
-    return parsed.model_copy(update={"recommendations": ordered})
-
-
-class _Tokens:
-    """Token usage summed over attempts (every answered attempt is billed, even one we reject)."""
-
-    def __init__(self) -> None:
-        self.prompt: int | None = None
-        self.completion: int | None = None
-
-    def add(self, completion: ChatCompletion) -> None:
-        usage = completion.usage
-        if usage is None:
-            return
-        self.prompt = (self.prompt or 0) + usage.prompt_tokens
-        self.completion = (self.completion or 0) + usage.completion_tokens
-        AI_TOKENS.labels("prompt").inc(usage.prompt_tokens)
-        AI_TOKENS.labels("completion").inc(usage.completion_tokens)
+    model = envelope.get("model")
+    model = storable(model)[:MAX_MODEL_CHARS].strip() if isinstance(model, str) else None
+    return _Answer(parsed.model_copy(update={"recommendations": ordered}), model or None)

@@ -16,6 +16,8 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
 
 import psycopg
 
@@ -30,7 +32,8 @@ from worker.leases import keep_leases
 from worker.listener import Listener
 from worker.logs import current_assessment
 from worker.metrics import IN_FLIGHT, JOB_ERRORS, JOB_SECONDS, JOBS, QUEUE_WAIT_SECONDS
-from worker.pipeline import Recommends, produce_outcome
+from worker.models import Outcome
+from worker.pipeline import Recommends, fallback_outcome, produce_outcome
 from worker.queue_stats import refresh_queue_metrics
 
 log = logging.getLogger(__name__)
@@ -148,12 +151,18 @@ class Consumer:
             QUEUE_WAIT_SECONDS.observe(max(0.0, (datetime.now(UTC) - event.submitted_at).total_seconds()))
         try:
             outcome = await produce_outcome(job.assessment, job.prompt, job.cache_key, job.cached, self.recommender)
-            completed = await self.committer.commit({
-                "msg_id": message.msg_id,
-                "assessment_id": str(event.assessment_id),
-                **outcome.recommendations.model_dump(mode="json"),
-                **outcome.model_dump(mode="json", exclude={"recommendations"}),
-            })
+            try:
+                completed = await self.committer.commit(_row(message.msg_id, event.assessment_id, outcome))
+            except psycopg.Error as exc:
+                if outcome.source == "fallback":
+                    raise
+                # The database refused what the AI (or the cache) produced. Never ask the AI again for this
+                # job: store fallback recommendations in this same attempt.
+                JOB_ERRORS.labels("unstorable_output").inc()
+                log.warning("could not store the AI's recommendations; storing fallback recommendations",
+                            extra={"error": type(exc).__name__, "source": outcome.source})
+                outcome = fallback_outcome(job.assessment, "invalid_output", started)
+                completed = await self.committer.commit(_row(message.msg_id, event.assessment_id, outcome))
             JOBS.labels("completed" if completed else "skipped", outcome.source).inc()
             JOB_SECONDS.observe(time.perf_counter() - started)
             log.info("job completed" if completed else "job already finished elsewhere; acknowledged",
@@ -171,6 +180,13 @@ class Consumer:
             self.in_flight.pop(message.msg_id, None)
             IN_FLIGHT.set(len(self.in_flight))
             self.slot_free.set()
+
+
+def _row(msg_id: int, assessment_id: UUID, outcome: Outcome) -> dict[str, Any]:
+    """One job's row for the complete_jobs statement."""
+    return {"msg_id": msg_id, "assessment_id": str(assessment_id),
+            **outcome.recommendations.model_dump(mode="json"),
+            **outcome.model_dump(mode="json", exclude={"recommendations"})}
 
 
 async def _wait_any(*events: asyncio.Event, timeout: float | None) -> None:

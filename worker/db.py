@@ -122,20 +122,22 @@ class Database:
     async def acknowledge(self, msg_ids: Sequence[int]) -> None:
         await self._fetch("acknowledge", {"msg_ids": list(msg_ids)})
 
-    async def record_failure(self, msg_id: int, assessment_id: UUID, error: str, delay_seconds: int) -> None:
+    async def record_failure(self, msg_id: int, assessment_id: UUID, user_message: str, delay_seconds: int) -> None:
+        """Make the message visible again in `delay_seconds`; the owner reads `user_message` in last_error."""
         await self._fetch(
             "record_failure",
-            {"msg_id": msg_id, "assessment_id": assessment_id, "error": error[:2000], "delay": delay_seconds},
+            {"msg_id": msg_id, "assessment_id": assessment_id, "error": user_message, "delay": delay_seconds},
         )
 
-    async def dead_letter(
-        self, message: Message, assessment_id: UUID | None, reason: str
-    ) -> None:
+    async def dead_letter(self, message: Message, assessment_id: UUID | None, reason: str, user_message: str) -> None:
+        """Move `message` to the dead-letter queue with `reason` (operators read it); fail `assessment_id`, if
+        given, with `user_message` (its owner reads it)."""
         await self._fetch(
             "dead_letter",
             {
                 "message": Jsonb(message.body),
                 "reason": reason[:2000],
+                "user_message": user_message,
                 "msg_id": message.msg_id,
                 "read_ct": message.read_ct,
                 "assessment_id": assessment_id,

@@ -8,8 +8,8 @@ The text is English: the fallback has no translations, whatever context.locale s
 
 from __future__ import annotations
 
+import itertools
 import math
-import re
 from dataclasses import dataclass
 
 from worker.models import Answer, Assessment, Recommendation, RecommendationSet
@@ -172,19 +172,48 @@ def _scored(answers: list[Answer]) -> list[_Scored]:
 
 
 # "(1 = not at all, 5 = very)", "on a scale of 1-10", "de 1 a 5", "0 to 100": the question's own scale.
-_ANCHORS = re.compile(r"(-?\d+)\s*=")
-_RANGE = re.compile(r"(?<![\d.])(-?\d+)\s*(?:-|\u2013|\u2014|to|a|até|bis|à)\s*(-?\d+)(?![\d.])")
+# Read with one left-to-right pass over tokens, never a backtracking regex: question text is the user's,
+# and a pattern like (-?\d+)\s*= takes quadratic time on a long run of digits.
+_RANGE_WORDS = frozenset({"-", "\u2013", "\u2014", "to", "a", "até", "bis", "à"})
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    """(kind, text) for each number ('num', with its sign), '=' ('eq'), dash or word ('word'), other
+    character ('other'); a number next to a '.' is 'dec' (a decimal, never part of a scale)."""
+    tokens: list[tuple[str, str]] = []
+    i, n = 0, len(text)
+    while i < n:
+        char = text[i]
+        if char.isspace():
+            i += 1
+        elif char.isdecimal() or (char == "-" and i + 1 < n and text[i + 1].isdecimal()
+                                  and (i == 0 or not text[i - 1].isdecimal())):
+            start = i
+            i += 1
+            while i < n and text[i].isdecimal():
+                i += 1
+            dotted = (start > 0 and text[start - 1] == ".") or (i < n and text[i] == ".")
+            tokens.append(("dec" if dotted else "num", text[start:i]))
+        elif char.isalpha():
+            start = i
+            while i < n and text[i].isalpha():
+                i += 1
+            tokens.append(("word", text[start:i].lower()))
+        else:
+            tokens.append(("eq" if char == "=" else "word" if char in _RANGE_WORDS else "other", char))
+            i += 1
+    return tokens
 
 
 def _stated_scale(question: str) -> tuple[float, float] | None:
-    anchors = [float(n) for n in _ANCHORS.findall(question)]
+    tokens = _tokens(question)
+    anchors = [float(value) for (kind, value), following in itertools.pairwise(tokens)
+               if kind == "num" and following[0] == "eq"]
     if len(anchors) >= 2 and min(anchors) < max(anchors):
         return min(anchors), max(anchors)
-    match = _RANGE.search(question)
-    if match:
-        low, high = float(match.group(1)), float(match.group(2))
-        if low < high:
-            return low, high
+    for (kind, low), (_, separator), (other, high) in zip(tokens, tokens[1:], tokens[2:], strict=False):
+        if kind == other == "num" and separator in _RANGE_WORDS and float(low) < float(high):
+            return float(low), float(high)
     return None
 
 

@@ -1,8 +1,9 @@
 """Intake: lease a batch of messages, triage each one, and turn the workable ones into prepared jobs.
 
 Triage, in order: a message this worker already holds (its lease ran out while the database was away)
-is left alone; one delivered too often without ever starting is dead-lettered; one that is not a valid
-`assessment_submitted` event is dead-lettered; one whose assessment is gone or finished is acknowledged;
+is left alone; one that is not a valid `assessment_submitted` event is dead-lettered and changes no
+assessment; one delivered too often without ever starting is dead-lettered and fails its assessment;
+one whose assessment is gone or finished is acknowledged;
 one whose attempts are used up is dead-lettered. The rest are marked processing in one statement, get
 their prompt and cache key, and the cached AI results for the whole batch are looked up in one query.
 """
@@ -13,7 +14,6 @@ import logging
 from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 from pydantic import ValidationError
 
@@ -63,16 +63,19 @@ class Intake:
     async def _prepare_batch(self, messages: list[Message]) -> list[Job]:
         events: list[tuple[Message, AssessmentSubmitted]] = []
         for message in messages:
+            try:
+                event = AssessmentSubmitted.model_validate(message.body)
+            except ValidationError as exc:
+                # Not a job the enqueue trigger wrote: whatever assessment it names has its own message,
+                # so only this one goes, and no assessment changes.
+                await dead_letter(self.db, message, None, f"invalid event: {first_error(exc)}")
+                continue
             if message.read_ct > self.settings.max_attempts * READS_PER_ATTEMPT:
                 # Read this often without ever starting: something fails before processing begins.
-                await dead_letter(self.db, message, raw_assessment_id(message.body),
+                await dead_letter(self.db, message, event.assessment_id,
                                   f"never started after {message.read_ct - 1} deliveries")
                 continue
-            try:
-                events.append((message, AssessmentSubmitted.model_validate(message.body)))
-            except ValidationError as exc:
-                await dead_letter(self.db, message, raw_assessment_id(message.body),
-                                  f"invalid event: {first_error(exc)}")
+            events.append((message, event))
         if not events:
             return []
         rows = await self.db.start_jobs([event.assessment_id for _, event in events])
@@ -94,7 +97,7 @@ class Intake:
             try:
                 assessment = Assessment.model_validate(row)
                 prompt = build_prompt(assessment)
-                prepared.append((message, event, assessment, prompt, prompt.cache_key(self.model)))
+                prepared.append((message, event, assessment, prompt, prompt.cache_key(self.model, assessment.user_id)))
             except ValidationError as exc:
                 await dead_letter(self.db, message, event.assessment_id, f"invalid assessment: {first_error(exc)}")
             except Exception as exc:  # a bug in preparing one job must not hold up the others
@@ -108,14 +111,6 @@ class Intake:
             cached = await self.db.find_cached([key for *_, key in prepared], self.settings.cache_ttl_seconds)
         return [Job(message, event, assessment, prompt, key, cached.get(key))
                 for message, event, assessment, prompt, key in prepared]
-
-
-def raw_assessment_id(body: Any) -> UUID | None:
-    """The assessment id of a message that failed validation, when one can still be read from it."""
-    try:
-        return UUID(str(body["assessment_id"]))
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def first_error(exc: ValidationError) -> str:

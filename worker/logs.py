@@ -1,4 +1,10 @@
-"""Structured logs: one JSON object per line, with the current assessment id on every line of a job."""
+"""Structured logs: one JSON object per line, with the current assessment id on every line of a job.
+
+Repeated lines are rate-limited: a message (by logger and template) logged more than BURST times within
+WINDOW_SECONDS is dropped for the rest of that window, and the next line of it says how many were dropped.
+A flood (an attacker on the ops port, a database that is down for an hour) cannot grow the log without
+bound, and the first lines of every kind still get through.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ import contextvars
 import json
 import logging
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 current_assessment: contextvars.ContextVar[str | None] = contextvars.ContextVar("assessment_id", default=None)
@@ -31,12 +39,45 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+BURST = 20
+WINDOW_SECONDS = 60.0
+
+
+class RateLimit(logging.Filter):
+    """Lets through at most BURST records of one (logger, message template) per WINDOW_SECONDS."""
+
+    def __init__(self, burst: int = BURST, window_seconds: float = WINDOW_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.burst, self.window, self.clock = burst, window_seconds, clock
+        self._windows: dict[tuple[str, object], list[float | int]] = {}  # key -> [window start, seen, dropped]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.msg)
+        now = self.clock()
+        window = self._windows.get(key)
+        if window is None or now - window[0] >= self.window:
+            dropped = int(window[2]) if window else 0
+            if len(self._windows) > 10_000:  # templates are fixed strings; this only guards against misuse
+                self._windows.clear()
+            self._windows[key] = [now, 1, 0]
+            if dropped:
+                record.suppressed_before = dropped  # logged as a field: "N like this were dropped"
+            return True
+        window[1] = int(window[1]) + 1
+        if window[1] <= self.burst:
+            return True
+        window[2] = int(window[2]) + 1
+        return False
+
+
 def configure(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(RateLimit())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Libraries log request details (URLs, sometimes bodies) at INFO/DEBUG: keep them quiet.
-    for noisy in ("httpx", "httpx2", "openai", "psycopg", "psycopg.pool", "aiohttp.access"):
+    for noisy in ("aiohttp.access", "psycopg", "psycopg.pool"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

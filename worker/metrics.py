@@ -53,3 +53,12 @@ QUEUE_OLDEST_AGE_SECONDS = Gauge(
     "assessment_queue_oldest_message_age_seconds", "Age of the oldest message in a queue.", ["queue"],
     registry=REGISTRY,
 )
+READY = Gauge(
+    "assessment_worker_ready", "1 when the last readiness check (/ready, and every queue-metrics refresh) passed.",
+    registry=REGISTRY,
+)
+OPS_CONNECTIONS_DROPPED = Counter(
+    "assessment_ops_connections_dropped_total",
+    "Connections to the ops port closed without an answer, by why (over_limit, evicted, slow_client).",
+    ["reason"], registry=REGISTRY,
+)

@@ -28,6 +28,15 @@ class Recommends(Protocol):
     async def recommend(self, prompt: Prompt) -> AiResult: ...
 
 
+def fallback_outcome(assessment: Assessment, reason: str, started: float) -> Outcome:
+    """Deterministic recommendations for `assessment`, recorded with why the AI's were not used."""
+    FALLBACKS.labels(reason).inc()
+    return Outcome(
+        recommendations=fallback_recommendations(assessment), source="fallback", fallback_reason=reason,
+        prompt_version=FALLBACK_VERSION, latency_ms=_elapsed_ms(started),
+    )
+
+
 def _elapsed_ms(started: float) -> int:
     return round((time.perf_counter() - started) * 1000)
 
@@ -57,12 +66,8 @@ async def produce_outcome(
     try:
         result = await recommender.recommend(prompt)
     except AiUnavailable as exc:
-        FALLBACKS.labels(exc.reason).inc()
         log.info("AI unavailable, using fallback recommendations", extra={"reason": exc.reason})
-        return Outcome(
-            recommendations=fallback_recommendations(assessment), source="fallback",
-            fallback_reason=exc.reason, prompt_version=FALLBACK_VERSION, latency_ms=_elapsed_ms(started),
-        )
+        return fallback_outcome(assessment, exc.reason, started)
     return Outcome(
         recommendations=result.recommendations, source="ai", model=result.model,
         prompt_version=prompt.version, cache_key=cache_key, prompt_tokens=result.prompt_tokens,

@@ -12,8 +12,7 @@ import json
 import math
 from dataclasses import dataclass
 from typing import Any
-
-from openai.types.chat import ChatCompletionMessageParam
+from uuid import UUID
 
 from worker.models import Answer, Assessment
 
@@ -60,17 +59,21 @@ class Prompt:
     user: str
     version: str
 
-    def messages(self) -> list[ChatCompletionMessageParam]:
+    def messages(self) -> list[dict[str, str]]:
         """The Chat Completions `messages` list for this prompt."""
         return [
             {"role": "system", "content": self.system},
             {"role": "user", "content": self.user},
         ]
 
-    def cache_key(self, model: str) -> str:
-        """A sha256 hex digest that changes whenever the model, template version or content changes."""
+    def cache_key(self, model: str, owner: UUID) -> str:
+        """A sha256 hex digest that changes whenever the owner, model, template version or content changes.
+
+        The owner is part of it so that a cached AI result is never reused for another user: answering
+        from the cache would tell them that someone submitted the same answers.
+        """
         digest = hashlib.sha256()
-        for part in (model, self.version, self.system, self.user):
+        for part in (str(owner), model, self.version, self.system, self.user):
             # The length prefix keeps ("ab", "c") and ("a", "bc") from hashing alike.
             encoded = part.encode("utf-8")
             digest.update(len(encoded).to_bytes(8, "big"))

@@ -14,11 +14,11 @@ from typing import Any
 
 from devkit import localdb
 from devkit.bench import __doc__ as USAGE
-from devkit.bench import sections, status_check
+from devkit.bench import ai_client, sections, status_check
 from devkit.bench.report import TARGETS, table
 from devkit.bench.run import CLIENTS, FULL, QUICK, Bench
 
-SECTIONS = ("submit", "drain", "latency", "slow_ai", "status_check")
+SECTIONS = ("submit", "drain", "latency", "slow_ai", "status_check", "ai_client")
 
 
 def worker_counts(raw: str) -> list[int]:
@@ -78,6 +78,8 @@ def main(argv: list[str]) -> int:
                 report["slow_ai"] = sections.slow_ai(bench)
             if "status_check" in wanted:
                 report["status_check"] = status_check.status_check(bench)
+            if "ai_client" in wanted:
+                report["ai_client"] = ai_client.compare(calls=1000 if args.quick else 3000)
         finally:
             bench.cleanup(limit)
     report["elapsed_seconds"] = time.perf_counter() - started

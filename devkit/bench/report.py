@@ -66,6 +66,12 @@ def rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
         out.append((f"status check p99 ({size}), ms", f"{st['baseline_p99_ms']:.2f} no RLS",
                     f"{st['p99_ms']:.2f} as owner", f"{st['p99_ms'] / st['baseline_p99_ms']:.1f}",
                     f"<= {t['status_p99_ms']:g} ms", verdict(st["p99_ms"] <= t["status_p99_ms"])))
+    if client := report.get("ai_client"):
+        variants = client["variants"]
+        base = variants["sdk_httpx2"]["cpu_ms_per_call"]
+        for name, variant in variants.items():
+            out.append((f"AI client CPU ms/call: {name}", f"{base:.2f} sdk_httpx2", f"{variant['cpu_ms_per_call']:.2f}",
+                        f"{variant['cpu_ms_per_call'] / base:.2f}", "", ""))
     return out
 
 

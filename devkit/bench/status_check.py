@@ -43,7 +43,7 @@ select md5('bench-seed-assessment-' || g)::uuid, md5('bench-seed-user-' || (g %%
          jsonb_build_object('title', 'Review your progress monthly', 'category', 'Review', 'priority', 3,
                             'description', 'Once a month, compare where you are with where you started.',
                             'rationale', 'Regular reviews show which changes are working.')),
-       'ai', 'fake-model', 'v1', md5('bench-seed-cache-' || g), 120, 80, 2000,
+       'ai', 'fake-model', 'v1', encode(sha256(('bench-seed-cache-' || g)::bytea), 'hex'), 120, 80, 2000,
        timestamptz '2025-01-01' + make_interval(secs => g * 30 + 2)
 from generate_series(%(lo)s::int, %(hi)s::int - 1) g
 on conflict (assessment_id) do nothing

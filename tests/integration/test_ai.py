@@ -6,8 +6,6 @@ import random
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -27,7 +25,6 @@ from worker.ai import (
     RESPONSE_SCHEMA,
     AiResult,
     Recommender,
-    retry_after_seconds,
 )
 from worker.exceptions import AiUnavailable
 from worker.metrics import REGISTRY
@@ -230,15 +227,3 @@ async def test_ai_connection_refused_is_connection_error(make: MakeRecommender) 
     )
     assert error.reason == "connection_error"
     assert elapsed <= 5.0 + MARGIN
-
-
-def test_retry_after_parsing() -> None:
-    assert retry_after_seconds({}) is None
-    assert retry_after_seconds({"Retry-After": "2"}) == 2.0
-    assert retry_after_seconds({"retry-after-ms": "250", "Retry-After": "9"}) == 0.25
-    assert retry_after_seconds({"Retry-After": "soon"}) is None
-    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
-    parsed = retry_after_seconds({"Retry-After": later})
-    assert parsed is not None and 25 <= parsed <= 31
-    assert retry_after_seconds({"retry-after-ms": "nan", "Retry-After": "1"}) == 1.0
-    assert retry_after_seconds({"Retry-After": "-5"}) == 0.0

@@ -68,7 +68,7 @@ async def test_sigterm_during_a_batch_loses_nothing(
 ) -> None:
     ids = submit_many(admin, 40, seed=5000)
     with fake_ai_process(latency=1.0) as ai_url:
-        first = worker_process(database_url, ai_url, tmp_path, WORKER_CONCURRENCY="16")
+        first = worker_process(database_url, ai_url, tmp_path, {"WORKER_CONCURRENCY": "16"})
         workers.append(first)
         assert wait_until(lambda: count_status(database_url, ids, "processing") >= 10, timeout=20)
         assert first.terminate() == 0

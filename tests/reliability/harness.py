@@ -76,7 +76,7 @@ class Workers:
     started_at: datetime | None = None
 
     def spawn(self) -> WorkerProcess:
-        process = worker_process(self.database_url, self.ai_url, self.log_dir, **self.env)
+        process = worker_process(self.database_url, self.ai_url, self.log_dir, self.env)
         self.processes.append(process)
         if self.started_at is None:
             self.started_at = now()

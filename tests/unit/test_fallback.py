@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from hypothesis import HealthCheck, given, settings
 
 from tests.factories import assessment, assessments
@@ -110,3 +112,18 @@ def test_fallback_uses_the_scale_a_question_states() -> None:
     # 2 on the stated 1-10 scale is the lowest; 4 on the stated 1-5 scale is not low at all.
     assert focus["Focus area: Focus at work, 1-10?"] == 1
     assert "Focus area: Stress level (1 = low, 5 = high)?" not in focus
+
+
+def test_fallback_reads_hostile_questions_in_linear_time() -> None:
+    """Long digit runs once took quadratic time in a regular expression ((-?\\d+)\\s*=), holding the event loop
+    for seconds. Measured as a ratio against the same amount of ordinary text, side by side."""
+    def cost(question: str) -> float:
+        hostile = assessment([{"question_id": f"q{i}", "question": question, "answer": i % 5 + 1} for i in range(100)])
+        started = time.process_time()
+        for _ in range(3):
+            fallback_recommendations(hostile)
+        return time.process_time() - started
+
+    digits = cost("9" * 500)
+    words = cost("How well do you sleep, on most nights of an ordinary week? " * 8)
+    assert digits < 10 * max(words, 0.01), (digits, words)

@@ -30,6 +30,12 @@ RELEASED = {
         "3539616685f716f1c747971b53cd0cbc7b7ca1f6ec345bea725c08ac3336b13d",
     "20261126090000_grant_roles_for_operators.sql":
         "3830fa99b9b629741ffc3affeb5c4091d3e95829c92a3eb3c05bb4fdfa794578",
+    "20261126100000_guard_submissions_by_database_role.sql":
+        "9b48bc21e5af67fe084cd338f5592baadbecb2d7a663ef6d9b6909afb3ea8a2a",
+    "20261126100100_tie_results_to_their_owners.sql":
+        "1c6be015c668f01aefb66462afc3c43c6fb09306939f4dd470294ea2e714baf7",
+    "20261126100200_reject_oversized_assessments_first.sql":
+        "f27f02c20f8095d417ef8c885f44d268e1383d2586341570aa6214875dbbffd9",
 }
 
 

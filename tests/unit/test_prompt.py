@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 from hypothesis import HealthCheck, given, settings
 
-from tests.factories import assessment, assessments
+from tests.factories import FIXED_USER, assessment, assessments
 from worker.models import Assessment
 from worker.prompt import DATA_CLOSE, DATA_OPEN, MAX_PROMPT_CHARS, PROMPT_VERSION, SYSTEM_PROMPT, build_prompt
 
@@ -58,17 +59,19 @@ def test_prompt_is_deterministic() -> None:
     first = build_prompt(assessment(context={"goals": ["b", "a"], "notes": "n"}))
     second = build_prompt(assessment(context={"notes": "n", "goals": ["b", "a"]}))
     assert first == second
-    assert first.cache_key("gpt-x") == second.cache_key("gpt-x")
+    assert first.cache_key("gpt-x", FIXED_USER) == second.cache_key("gpt-x", FIXED_USER)
 
 
-def test_prompt_cache_key_changes_with_model_version_and_answers() -> None:
+def test_prompt_cache_key_changes_with_owner_model_version_and_answers() -> None:
     prompt = build_prompt(assessment())
-    key = prompt.cache_key("model-a")
+    key = prompt.cache_key("model-a", FIXED_USER)
     assert len(key) == 64 and int(key, 16) >= 0
-    assert prompt.cache_key("model-b") != key
-    assert type(prompt)(prompt.system, prompt.user, "recommendations-v2").cache_key("model-a") != key
+    # Another user with the very same answers never shares a cache entry (nor learns that one exists).
+    assert prompt.cache_key("model-a", uuid.uuid4()) != key
+    assert prompt.cache_key("model-b", FIXED_USER) != key
+    assert type(prompt)(prompt.system, prompt.user, "recommendations-v2").cache_key("model-a", FIXED_USER) != key
     changed = [{"question_id": "sleep", "question": "How well do you sleep?", "answer": 3}]
-    assert build_prompt(assessment(changed)).cache_key("model-a") != key
+    assert build_prompt(assessment(changed)).cache_key("model-a", FIXED_USER) != key
 
 
 def test_prompt_size_is_bounded_for_the_largest_assessment() -> None:

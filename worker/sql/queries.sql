@@ -87,7 +87,8 @@ left join completed c on c.id = i.assessment_id;
 select pgmq.archive('assessment_submitted', %(msg_ids)s::bigint[]);
 
 -- name: record_failure
--- A failed attempt: remember why, and make the message visible again after delay seconds.
+-- A failed attempt: tell the owner (a short message, never the technical error), and make the message
+-- visible again after delay seconds.
 with noted as (
   update public.test_assessment
   set last_error = %(error)s
@@ -98,8 +99,8 @@ select (select count(*) from noted) as noted,
        (select msg_id from pgmq.set_vt('assessment_submitted', %(msg_id)s, %(delay)s)) as msg_id;
 
 -- name: dead_letter
--- Give up on a message: copy it to the dead-letter queue with the reason, archive it, and mark its
--- assessment failed (if it exists and is not finished) — one transaction.
+-- Give up on a message: copy it to the dead-letter queue with the reason (operators read it), archive it,
+-- and mark its assessment failed with a message for its owner (if given and not finished): one transaction.
 with moved as (
   select pgmq.send('assessment_submitted_dlq', jsonb_build_object(
     'event', %(message)s::jsonb,
@@ -109,7 +110,7 @@ with moved as (
     'failed_at', now())) as dlq_msg_id
 ), failed as (
   update public.test_assessment
-  set status = 'failed', last_error = %(reason)s, completed_at = now()
+  set status = 'failed', last_error = %(user_message)s, completed_at = now()
   where id = %(assessment_id)s and status in ('queued', 'processing')
   returning id
 )

@@ -14,7 +14,7 @@ select pg_temp.authenticate_as('other');
 select from pg_temp.submit();
 select pg_temp.reset_role();
 insert into public.result_test (assessment_id, user_id, summary, recommendations, source, model, prompt_version, latency_ms)
-select id, user_id, 'Focus on one goal.', '[{"title": "Plan", "description": "Write a plan.", "category": "career", "priority": 1, "rationale": "It helps."}]',
+select id, user_id, 'Focus on one goal.', '[{"title": "Plan", "description": "Write a plan.", "category": "career", "priority": 1, "rationale": "It helps you start."}]',
        'ai', 'test-model', 'v1', 42
 from public.test_assessment where user_id = pg_temp.user_id('owner');
 
@@ -91,7 +91,7 @@ select lives_ok(
   'The service role can submit on behalf of a user by naming user_id.');
 select throws_ok(
   $$ insert into public.test_assessment (assessment_type, answers) values ('career', pg_temp.answers(1)) $$,
-  '23502', null,  -- the message currently names private.submission_quota, not test_assessment
+  '23502', 'user_id: is required',
   'The service role must name user_id: there is no auth.uid() to default to.');
 select throws_ok(
   $$ update public.test_assessment set status = 'failed' where user_id = pg_temp.user_id('owner') $$,

@@ -42,7 +42,7 @@ select lives_ok(
   'The worker can write a result.');
 select throws_ok(
   format($$ insert into public.result_test (assessment_id, user_id, summary, recommendations, source, fallback_reason, prompt_version, latency_ms)
-            select id, user_id, 'Again.', '[{"title": "x"}]', 'fallback', 'timeout', 'rules-v1', 1
+            select id, user_id, 'Again.', '[{"title": "Sleep", "description": "Keep a schedule.", "category": "wellbeing", "priority": 1, "rationale": "You sleep 5 hours."}]', 'fallback', 'timeout', 'rules-v1', 1
             from public.test_assessment where id = %L $$, :'job_id'),
   '23505', 'duplicate key value violates unique constraint "result_test_assessment_id_key"',
   'A redelivered message cannot write a second result for the same assessment.');
