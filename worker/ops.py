@@ -2,10 +2,12 @@
 
 A deliberately small HTTP/1.1 server on asyncio streams, because the port must stay harmless whoever
 reaches it: one request per connection (`Connection: close`), no request bodies, the request head must
-arrive within HEAD_TIMEOUT_SECONDS and fit in MAX_HEAD_BYTES, at most MAX_CONNECTIONS are open at once (a
-new connection beyond that evicts the oldest one still sending its head, so slow clients can neither hold
-the port nor exhaust the worker's file descriptors), and the answer must be taken within
-WRITE_TIMEOUT_SECONDS. It binds 127.0.0.1 unless WORKER_OPS_HOST says otherwise.
+arrive within HEAD_TIMEOUT_SECONDS and fit in MAX_HEAD_BYTES, at most MAX_CONNECTIONS are open at once, and
+the answer must be taken within WRITE_TIMEOUT_SECONDS. A new connection beyond the cap evicts the oldest one
+still sending its head if that one has had EVICT_AFTER_SECONDS (a probe sends its head at once and is
+answered well within that), else the newcomer is closed: slow clients can neither hold the port for long
+nor exhaust the worker's file descriptors. It binds 127.0.0.1 unless WORKER_OPS_HOST says otherwise; keep
+it off the public network, since no cap can keep a flood from crowding out a probe now and then.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -30,6 +33,7 @@ HEAD_TIMEOUT_SECONDS = 5.0
 WRITE_TIMEOUT_SECONDS = 5.0
 MAX_HEAD_BYTES = 8192
 MAX_CONNECTIONS = 64
+EVICT_AFTER_SECONDS = 0.25
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
            413: "Content Too Large", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
 
@@ -89,7 +93,8 @@ class OpsServer:
     def __init__(self, routes: dict[str, Route]) -> None:
         self.routes = routes
         self._server: asyncio.Server | None = None
-        self._open: dict[asyncio.StreamWriter, bool] = {}  # insertion order = age; value: still reading its head
+        # Insertion order is age; the value is when it connected, or None once its head has been read.
+        self._open: dict[asyncio.StreamWriter, float | None] = {}
 
     async def start(self, host: str, port: int) -> int:
         self._server = await asyncio.start_server(self._accept, host, port, limit=MAX_HEAD_BYTES,
@@ -110,10 +115,10 @@ class OpsServer:
             OPS_CONNECTIONS_DROPPED.labels("over_limit").inc()
             writer.transport.abort()
             return
-        self._open[writer] = True
+        self._open[writer] = time.monotonic()
         try:
             answer = await self._read_request(reader)
-            self._open[writer] = False
+            self._open[writer] = None
             if answer is None:
                 return
             head = (f"HTTP/1.1 {answer.status} {REASONS.get(answer.status, '')}\r\n"
@@ -131,8 +136,12 @@ class OpsServer:
             writer.transport.abort()
 
     def _evict_oldest_reader(self) -> bool:
-        for writer, reading in self._open.items():
-            if reading:
+        """Evict the oldest connection still sending its head, if it has had its chance; False if none has."""
+        patience_ends = time.monotonic() - EVICT_AFTER_SECONDS
+        for writer, connected_at in self._open.items():
+            if connected_at is not None:
+                if connected_at > patience_ends:
+                    return False  # the oldest reader is recent, so all are
                 OPS_CONNECTIONS_DROPPED.labels("evicted").inc()
                 writer.transport.abort()  # its handler wakes with an error and cleans up
                 del self._open[writer]

@@ -142,6 +142,7 @@ async def test_ops_connection_cap_evicts_the_oldest_slow_client_and_still_answer
     monkeypatch: pytest.MonkeyPatch, server: tuple[OpsServer, int]
 ) -> None:
     monkeypatch.setattr(ops, "MAX_CONNECTIONS", 8)
+    monkeypatch.setattr(ops, "EVICT_AFTER_SECONDS", 0.0)  # every slow client has had its chance
     slow = [await asyncio.open_connection("127.0.0.1", server[1]) for _ in range(20)]
     for _, writer in slow:
         writer.write(b"GET /health HTTP/1.1\r\n")  # never finished
@@ -162,3 +163,20 @@ async def test_ops_connection_cap_evicts_the_oldest_slow_client_and_still_answer
     assert status == 200
     assert closed.count(False) < 8, "the server held more connections open than its cap"
     assert all(closed[:12]), "the oldest slow clients are the ones evicted"
+
+
+async def test_ops_connection_cap_refuses_a_newcomer_rather_than_evict_a_client_just_connected(
+    monkeypatch: pytest.MonkeyPatch, server: tuple[OpsServer, int]
+) -> None:
+    monkeypatch.setattr(ops, "MAX_CONNECTIONS", 4)
+    monkeypatch.setattr(ops, "EVICT_AFTER_SECONDS", 60.0)
+    slow = [await asyncio.open_connection("127.0.0.1", server[1]) for _ in range(4)]
+    for _, writer in slow:
+        writer.write(b"GET /health HTTP/1.1\r\n")
+        await writer.drain()
+    await asyncio.sleep(0.1)
+    with pytest.raises((ConnectionResetError, IndexError, ValueError)):
+        await get(server[1], request("/health"))  # closed without an answer
+    for reader, writer in slow:
+        assert not reader.at_eof()
+        writer.close()
