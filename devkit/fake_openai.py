@@ -99,9 +99,9 @@ def completion(content: str | None = None, **envelope: Any) -> Behaviour:
     return Behaviour("completion", overrides=overrides)
 
 
-def raw(body: bytes, code: int = 200) -> Behaviour:
-    """Exactly `body` with HTTP `code` and Content-Type application/json, whatever it holds."""
-    return Behaviour("raw", code=code, body=body)
+def raw(body: bytes, code: int = 200, **headers: str) -> Behaviour:
+    """Exactly `body` with HTTP `code`, Content-Type application/json and `headers`, whatever it holds."""
+    return Behaviour("raw", code=code, body=body, overrides=headers)
 
 
 def random_failures(rate: float, seed: int) -> Behaviour:
@@ -195,7 +195,8 @@ class FakeOpenAI:
         if kind == "status":
             return _status(behaviour)
         if kind == "raw":
-            return web.Response(body=behaviour.body, status=behaviour.code, content_type="application/json")
+            return web.Response(body=behaviour.body, status=behaviour.code, content_type="application/json",
+                                headers={name.replace("_", "-"): value for name, value in behaviour.overrides.items()})
         if self.latency or behaviour.seconds:
             await asyncio.sleep(self.latency + behaviour.seconds)
         answer = _completion(body, kind, self._served)

@@ -65,12 +65,12 @@ class Profile:
     def bindir(self) -> Path:
         if self.major == 17:
             return EMBEDDED_PG17 / "bin"
-        return Path(f"/usr/lib/postgresql/{self.major}/bin")
+        return private_install() / f"usr/lib/postgresql/{self.major}/bin"
 
     def sharedir(self) -> Path:
         if self.major == 17:
             return EMBEDDED_PG17 / "share" / "postgresql"
-        return Path(f"/usr/share/postgresql/{self.major}")
+        return private_install() / f"usr/share/postgresql/{self.major}"
 
 
 PROFILES = {
@@ -119,6 +119,25 @@ def log(message: str) -> None:
 
 
 # ----------------------------------------------------------------------------- binaries and OS user
+
+
+def private_install() -> Path:
+    """A copy of Debian's PostgreSQL 15 (binaries, modules, extension files) for this repository alone.
+
+    The stand-in writes extension files (pgmq, and plpgsql_check made trusted as supautils treats it);
+    in the system's directories they would change every PostgreSQL 15 cluster on the machine. PostgreSQL
+    finds its share and lib directories relative to its binary, so the copy runs as the original does.
+    Refreshed when Debian's packages change (an extension installed later, say)."""
+    target = STATE_DIR / "pg15" / "install"
+    sources = [Path("/usr/lib/postgresql/15"), Path("/usr/share/postgresql/15")]
+    stamp = target / ".copied-from"
+    current = " ".join(str(max(p.stat().st_mtime for p in [src, *src.rglob("*")])) for src in sources
+                       if src.exists())
+    if not (stamp.exists() and stamp.read_text() == current) and sources[0].exists():
+        for source in sources:
+            shutil.copytree(source, target / source.relative_to("/"), symlinks=True, dirs_exist_ok=True)
+        stamp.write_text(current)
+    return target
 
 
 def server_bindir() -> Path:
@@ -240,8 +259,8 @@ def _write(path: Path, text: str) -> None:
     try:
         path.write_text(text)
     except PermissionError:
-        raise LocalDbError(f"Cannot write {path}. Run 'scripts/localdb up' once as root (or with write access "
-                           "there); it installs the extension files the local stand-in needs.") from None
+        raise LocalDbError(f"Cannot write {path}. Run 'scripts/localdb up' as the user that owns the "
+                           "repository: it installs the extension files the local stand-in needs.") from None
 
 
 def install_extensions() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -52,7 +53,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         max_connections=settings.concurrency,
     )
     consumer = Consumer(settings, db, recommender)
-    ops = OpsServer(routes(db, alive=lambda: consumer.running))
+    ops = OpsServer(routes(alive=lambda: consumer.running, not_ready_reason=consumer.health.not_ready_reason))
     try:
         # Serve /health before taking any job, so a taken port fails the start instead of a running worker.
         try:
@@ -115,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             raise_open_files_limit()
+            settle_garbage_collector()
             asyncio.run(_run_until_signalled(settings))
         elif args.command == "stats":
             asyncio.run(stats(settings))
@@ -129,8 +131,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 def raise_open_files_limit() -> None:
     """Use the whole hard limit of open files: every job holds an AI connection and the pool its own."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    wanted = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:  # a platform that refuses: run with what we have
+            log.warning("could not raise the open-files limit", extra={"soft": soft, "error": str(exc)})
+
+
+def settle_garbage_collector() -> None:
+    """What is loaded at start lives as long as the process: keep the collector from rescanning it, and
+    let it run less often (a job's objects are freed by reference counting, not by the collector)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 async def _run_until_signalled(settings: Settings) -> None:

@@ -9,8 +9,9 @@ nothing else for anything a server sends, reads at most MAX_RESPONSE_BYTES of an
 logs the API key or any answer text.
 
 Transport: aiohttp, directly: POST `<base_url>/chat/completions` with the key as a bearer token, over a
-keep-alive pool of `max_connections`. The OpenAI SDK is not on this path: it costs several times the CPU
-per call and has no bound on what it reads (docs/decisions/0009).
+keep-alive pool of `max_connections`, through HTTPS_PROXY when the environment names one; compressed
+answers are refused, so the bound holds for what is inflated too. The OpenAI SDK is not on this path: it
+costs several times the CPU per call and has no bound on what it reads (docs/decisions/0009).
 
 Retry policy:
 - retried: 429 (rate_limited), 408 (timeout), 5xx (server_error), connection errors (connection_error);
@@ -244,18 +245,25 @@ class Recommender:
         self._rng = rng or random.Random()
         self._url = (base_url or OPENAI_BASE_URL).rstrip("/") + "/chat/completions"
         # Without a key nothing is sent: recommend() fails fast with not_configured.
-        self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"} if api_key else None
+        self._headers = {
+            "Authorization": f"Bearer {api_key}", "Content-Type": "application/json",
+            # Compressed answers are refused, so nothing can inflate past MAX_RESPONSE_BYTES unseen.
+            "Accept-Encoding": "identity",
+        } if api_key else None
         self._session: aiohttp.ClientSession | None = None
 
     async def recommend(self, prompt: Prompt) -> AiResult:
         """Recommendations for `prompt`, or AiUnavailable(reason) once the deadline or retries run out."""
         started = time.monotonic()
-        outcome = "cancelled"  # stays so only if the caller cancels us (e.g. the worker shuts down)
+        outcome = "error"  # a bug of ours; pipeline.produce_outcome falls back and logs it
         try:
             result = await self._recommend(prompt)
             outcome = "ok"
         except AiUnavailable as exc:
             outcome = exc.reason
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"  # the caller gave up (e.g. the worker shuts down)
             raise
         finally:
             AI_CALL_SECONDS.labels(outcome).observe(time.monotonic() - started)
@@ -326,7 +334,8 @@ class Recommender:
         if self._session is None:  # created on first use, inside the running event loop
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=30),
-                auto_decompress=True,
+                auto_decompress=False,
+                trust_env=True,  # HTTPS_PROXY / NO_PROXY, as an egress proxy in front of OpenAI needs
             )
         return self._session
 
@@ -338,6 +347,9 @@ class Recommender:
             async with request as response:
                 if response.status != 200:
                     raise _status_failure(response.status, response.headers)
+                if response.headers.get("Content-Encoding", "identity").lower() != "identity":
+                    raise _AttemptFailed("invalid_output", "The AI endpoint sent a compressed answer unasked",
+                                         retryable=True)
                 if (response.content_length or 0) > MAX_RESPONSE_BYTES:
                     raise _too_large()
                 payload = bytearray()
@@ -375,7 +387,7 @@ def _parse(payload: bytes, tokens: _Tokens) -> _Answer:
     """The recommendations in a completion, made storable and validated; _AttemptFailed otherwise."""
     try:
         envelope = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than json can follow
         raise _AttemptFailed("invalid_output", "The AI endpoint's response is not JSON", retryable=True) from exc
     if not isinstance(envelope, dict):
         raise _AttemptFailed("invalid_output", "The AI endpoint's response is not a completion", retryable=True)
@@ -395,11 +407,11 @@ def _parse(payload: bytes, tokens: _Tokens) -> _Answer:
     if not isinstance(content, str):
         raise _AttemptFailed("invalid_json", "The model returned no content", retryable=True)
     try:
-        data = json.loads(content)
-    except ValueError as exc:
+        data = storable(json.loads(content))
+    except (ValueError, RecursionError) as exc:
         raise _AttemptFailed("invalid_json", "The model's content is not JSON", retryable=True) from exc
     try:
-        parsed = RecommendationSet.model_validate(storable(data))
+        parsed = RecommendationSet.model_validate(data)
     except ValidationError as exc:
         errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
         raise _AttemptFailed(

@@ -6,7 +6,7 @@ result_test.assessment_id is unique. While a job is in flight its lease is exten
 is never handed to a second worker; a crashed worker's jobs come back when their lease ends.
 
 The parts: worker/intake.py (read and triage), worker/pipeline.py (AI or fallback), worker/committer.py
-(batched commits), worker/leases.py, worker/listener.py (NOTIFY), worker/queue_stats.py. This module
+(batched commits), worker/leases.py, worker/listener.py (NOTIFY), worker/health.py. This module
 runs them and owns the jobs in flight.
 """
 
@@ -27,6 +27,7 @@ from worker.config import Settings
 from worker.db import Database
 from worker.exceptions import DatabaseUnavailable
 from worker.failures import fail_attempt
+from worker.health import Health
 from worker.intake import Intake, Job
 from worker.leases import keep_leases
 from worker.listener import Listener
@@ -34,7 +35,6 @@ from worker.logs import current_assessment
 from worker.metrics import IN_FLIGHT, JOB_ERRORS, JOB_SECONDS, JOBS, QUEUE_WAIT_SECONDS
 from worker.models import Outcome
 from worker.pipeline import Recommends, fallback_outcome, produce_outcome
-from worker.queue_stats import refresh_queue_metrics
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class Consumer:
         self.intake = Intake(settings, db, recommender.model)
         self.committer = Committer(db)
         self.listener = Listener(settings.database_url, self.wake)
+        self.health = Health(db)
         self.running = False  # /health: the consume loop is up
 
     @property
@@ -67,7 +68,7 @@ class Consumer:
             asyncio.create_task(keep_leases(self.db, self.settings.lease_seconds, lambda: self.in_flight),
                                 name="leases"),
             asyncio.create_task(self.committer.run(), name="commit"),
-            asyncio.create_task(refresh_queue_metrics(self.db), name="queue-metrics"),
+            asyncio.create_task(self.health.run(), name="health"),
         ]
         log.info("worker started", extra={"concurrency": self.settings.concurrency,
                                           "lease_seconds": self.settings.lease_seconds})

@@ -7,7 +7,8 @@ errors propagate as psycopg errors for the caller to record as a failed attempt.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from worker.exceptions import DatabaseUnavailable
 
 NOTIFY_CHANNEL = "assessment_submitted"
+ASSESSMENT_COLUMNS = ("id", "user_id", "assessment_type", "answers", "context", "status", "attempts", "created_at")
 
 
 def load_queries(text: str) -> dict[str, str]:
@@ -64,54 +66,99 @@ async def translate_errors() -> AsyncIterator[None]:
         raise DatabaseUnavailable(f"database unreachable: {exc}") from exc
 
 
-class Database:
-    """Named queries over a connection pool. Create with `Database.open(url, size)`."""
+PROGRESS_POOL_SIZE = 3  # intake is one loop, plus the lease keeper and acknowledgements
+# A connection idle longer than this is checked (an empty query) before use: after a database restart it
+# would fail its first statement. A busy connection is not: the check would add a round trip to every
+# statement of every job.
+CHECK_AFTER_IDLE_SECONDS = 2.0
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+
+class _IdleCheck:
+    """The pool's check and reset callbacks: remember when each connection was last returned."""
+
+    def __init__(self) -> None:
+        self._returned: dict[int, float] = {}
+
+    async def check(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        returned = self._returned.get(id(conn))
+        if returned is None or time.monotonic() - returned > CHECK_AFTER_IDLE_SECONDS:
+            await AsyncConnectionPool.check_connection(conn)
+
+    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._returned[id(conn)] = time.monotonic()
+
+
+async def _asynchronous_commit(conn: psycopg.AsyncConnection[Any]) -> None:
+    await conn.execute("set synchronous_commit = off")
+
+
+def _pool(url: str, size: int, timeout: float, **kwargs: Any) -> AsyncConnectionPool:
+    idle = _IdleCheck()
+    return AsyncConnectionPool(
+        url,
+        min_size=1,
+        max_size=size,
+        kwargs={"autocommit": True, "row_factory": dict_row, "application_name": "assessment-worker"},
+        check=idle.check,
+        reset=idle.reset,
+        timeout=timeout,
+        # Keep reconnecting (1 s, 2 s, 4 s, ...) through a restart; with 0 the pool gives up at once
+        # and a waiting query sits out its whole timeout (tests/reliability: 8 s instead of ~3 s).
+        reconnect_timeout=30,
+        open=False,
+        **kwargs,
+    )
+
+
+class Database:
+    """Named queries over two connection pools. Create with `Database.open(url, size)`.
+
+    `pool` commits durably: results, failures, dead letters, operator commands. `progress` commits
+    without waiting for the disk (synchronous_commit = off) and runs only what a crash may lose at no
+    cost, because the message is then simply delivered again: leases, the processing status, the
+    acknowledgement of a message that needs no work. That takes a disk flush off every job's path.
+    """
+
+    def __init__(self, pool: AsyncConnectionPool, progress: AsyncConnectionPool) -> None:
         self.pool = pool
+        self.progress = progress
 
     @classmethod
     async def open(cls, url: str, size: int, timeout: float = 10.0) -> Database:
-        pool = AsyncConnectionPool(
-            url,
-            min_size=1,
-            max_size=size,
-            kwargs={"autocommit": True, "row_factory": dict_row, "application_name": "assessment-worker"},
-            check=AsyncConnectionPool.check_connection,
-            timeout=timeout,
-            # Keep reconnecting (1 s, 2 s, 4 s, ...) through a restart; with 0 the pool gives up at once
-            # and a waiting query sits out its whole timeout (tests/reliability: 8 s instead of ~3 s).
-            reconnect_timeout=30,
-            open=False,
-        )
+        pool = _pool(url, size, timeout)
+        progress = _pool(url, PROGRESS_POOL_SIZE, timeout, configure=_asynchronous_commit)
         await pool.open(wait=False)
-        return cls(pool)
+        await progress.open(wait=False)
+        return cls(pool, progress)
 
     async def close(self) -> None:
+        await self.progress.close()
         await self.pool.close()
 
-    async def _fetch(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        async with translate_errors(), self.pool.connection() as conn:
+    async def _fetch(self, name: str, params: dict[str, Any] | None = None, *, durable: bool = True
+                     ) -> list[dict[str, Any]]:
+        async with translate_errors(), (self.pool if durable else self.progress).connection() as conn:
             cursor = await conn.execute(QUERIES[name], params or {})
             return await cursor.fetchall()  # type: ignore[return-value]
 
-    async def read_jobs(self, qty: int, lease_seconds: int) -> list[Message]:
-        rows = await self._fetch("read_jobs", {"qty": qty, "vt": lease_seconds})
-        return [Message(r["msg_id"], r["read_ct"], r["enqueued_at"], r["message"]) for r in rows]
+    async def take_jobs(self, qty: int, lease_seconds: int, max_reads: int, in_flight: Collection[int]
+                        ) -> list[tuple[Message, bool, dict[str, Any] | None]]:
+        """Lease up to `qty` messages and start the assessments they name (worker/sql/queries.sql:
+        take_jobs); each message with whether it is well formed and its assessment's row, if any."""
+        rows = await self._fetch("take_jobs", {"qty": qty, "vt": lease_seconds, "max_reads": max_reads,
+                                               "in_flight": list(in_flight)}, durable=False)
+        return [(Message(r["msg_id"], r["read_ct"], r["enqueued_at"], r["message"]), r["well_formed"],
+                 None if r["id"] is None else {key: r[key] for key in ASSESSMENT_COLUMNS}) for r in rows]
 
     async def extend_leases(self, msg_ids: Sequence[int], lease_seconds: int) -> None:
-        await self._fetch("set_leases", {"msg_ids": list(msg_ids), "vt": lease_seconds})
+        await self._fetch("set_leases", {"msg_ids": list(msg_ids), "vt": lease_seconds}, durable=False)
 
     async def release_leases(self, msg_ids: Sequence[int]) -> None:
         await self.extend_leases(msg_ids, 0)
 
-    async def start_jobs(self, assessment_ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
-        rows = await self._fetch("start_jobs", {"ids": list(assessment_ids)})
-        return {row["id"]: row for row in rows}
-
     async def find_cached(self, cache_keys: Sequence[str], ttl_seconds: float) -> dict[str, dict[str, Any]]:
         """{cache_key: the newest AI result for it younger than ttl_seconds}, one query for a batch."""
-        rows = await self._fetch("find_cached", {"cache_keys": list(cache_keys), "ttl": ttl_seconds})
+        rows = await self._fetch("find_cached", {"cache_keys": list(cache_keys), "ttl": ttl_seconds}, durable=False)
         return {row["cache_key"]: row for row in rows}
 
     async def complete_jobs(self, jobs: Sequence[dict[str, Any]]) -> dict[int, bool]:
@@ -120,7 +167,7 @@ class Database:
         return {row["msg_id"]: row["completed"] for row in rows}
 
     async def acknowledge(self, msg_ids: Sequence[int]) -> None:
-        await self._fetch("acknowledge", {"msg_ids": list(msg_ids)})
+        await self._fetch("acknowledge", {"msg_ids": list(msg_ids)}, durable=False)
 
     async def record_failure(self, msg_id: int, assessment_id: UUID, user_message: str, delay_seconds: int) -> None:
         """Make the message visible again in `delay_seconds`; the owner reads `user_message` in last_error."""
@@ -166,9 +213,6 @@ class Database:
 
     async def status_counts(self) -> dict[str, int]:
         return {row["status"]: row["count"] for row in await self._fetch("status_counts")}
-
-    async def ready(self) -> bool:
-        return bool((await self._fetch("ready"))[0]["queue_present"])
 
 
 async def listen(url: str) -> psycopg.AsyncConnection[Any]:

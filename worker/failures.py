@@ -37,7 +37,12 @@ def retry_delay_seconds(attempt: int) -> int:
 
 async def dead_letter(db: Database, message: Message, assessment_id: UUID | None, reason: str) -> None:
     """Move `message` to the dead-letter queue with `reason`; mark `assessment_id` failed when one is given."""
-    await db.dead_letter(message, assessment_id, reason, GAVE_UP)
+    try:
+        await db.dead_letter(message, assessment_id, reason, GAVE_UP)
+    except (DatabaseUnavailable, psycopg.Error) as exc:
+        log.warning("could not dead-letter the job; it returns when its lease ends",
+                    extra={"reason": reason, "msg_id": message.msg_id, "error": str(exc)})
+        return
     JOBS.labels("failed", "none").inc()
     log.error("job dead-lettered", extra={"reason": reason, "msg_id": message.msg_id,
                                           "assessment_id": str(assessment_id)})
@@ -47,12 +52,12 @@ async def fail_attempt(
     db: Database, message: Message, assessment_id: UUID, attempt: int, max_attempts: int, error: str
 ) -> None:
     """Record a failed attempt: retry after a backoff, or dead-letter once attempts are used up."""
+    if attempt >= max_attempts:
+        await dead_letter(db, message, assessment_id, f"attempt {attempt} failed: {error}")
+        return
+    log.warning("job attempt failed; it will be retried", extra={"error": error, "attempt": attempt})
     try:
-        if attempt >= max_attempts:
-            await dead_letter(db, message, assessment_id, f"attempt {attempt} failed: {error}")
-        else:
-            log.warning("job attempt failed; it will be retried", extra={"error": error, "attempt": attempt})
-            await db.record_failure(message.msg_id, assessment_id, RETRYING, retry_delay_seconds(attempt))
+        await db.record_failure(message.msg_id, assessment_id, RETRYING, retry_delay_seconds(attempt))
     except (DatabaseUnavailable, psycopg.Error) as exc:
         log.warning("could not record the failure; the job returns when its lease ends",
                     extra={"error": str(exc)})

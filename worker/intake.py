@@ -1,25 +1,27 @@
-"""Intake: lease a batch of messages, triage each one, and turn the workable ones into prepared jobs.
+"""Intake: lease a batch of messages, start their assessments, and turn the workable ones into jobs.
 
-Triage, in order: a message this worker already holds (its lease ran out while the database was away)
-is left alone; one that is not a valid `assessment_submitted` event is dead-lettered and changes no
-assessment; one delivered too often without ever starting is dead-lettered and fails its assessment;
-one whose assessment is gone or finished is acknowledged;
-one whose attempts are used up is dead-lettered. The rest are marked processing in one statement, get
-their prompt and cache key, and the cached AI results for the whole batch are looked up in one query.
+Reading and starting are one statement (worker/sql/queries.sql: take_jobs). Then, per message, in order:
+one this worker already holds (its lease ran out while the database was away) is left alone; one that is
+not a valid `assessment_submitted` event is dead-lettered and changes no assessment; one delivered too
+often without ever starting is dead-lettered and fails its assessment; one whose assessment is gone or
+finished is acknowledged; one whose attempts are used up is dead-lettered. The rest get their prompt and
+cache key, and the cached AI results for the whole batch are looked up in one query.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Container
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from pydantic import ValidationError
 
 from worker.config import Settings
 from worker.db import Database, Message
 from worker.events import AssessmentSubmitted
+from worker.exceptions import DatabaseUnavailable
 from worker.failures import dead_letter, fail_attempt
 from worker.metrics import JOBS
 from worker.models import Assessment
@@ -53,36 +55,30 @@ class Intake:
         self.db = db
         self.model = model
 
-    async def take(self, free: int, in_flight: Container[int]) -> tuple[int, list[Job]]:
+    async def take(self, free: int, in_flight: Collection[int]) -> tuple[int, list[Job]]:
         """Lease up to `free` messages; returns how many were read and the jobs ready to run."""
-        messages = await self.db.read_jobs(min(free, MAX_BATCH), self.settings.lease_seconds)
-        if not messages:
-            return 0, []
-        return len(messages), await self._prepare_batch([m for m in messages if m.msg_id not in in_flight])
-
-    async def _prepare_batch(self, messages: list[Message]) -> list[Job]:
-        events: list[tuple[Message, AssessmentSubmitted]] = []
-        for message in messages:
+        max_reads = self.settings.max_attempts * READS_PER_ATTEMPT
+        taken = await self.db.take_jobs(min(free, MAX_BATCH), self.settings.lease_seconds, max_reads, in_flight)
+        done: list[int] = []
+        prepared: list[tuple[Message, AssessmentSubmitted, Assessment, Prompt, str]] = []
+        for message, well_formed, row in taken:
+            if message.msg_id in in_flight:
+                continue  # its lease ran out while we still work on it (database was away); keep going
             try:
                 event = AssessmentSubmitted.model_validate(message.body)
-            except ValidationError as exc:
+                if not well_formed:
+                    raise ValueError("not in the form the enqueue trigger writes (canonical ids, five keys)")
+            except (ValidationError, ValueError) as exc:
                 # Not a job the enqueue trigger wrote: whatever assessment it names has its own message,
                 # so only this one goes, and no assessment changes.
-                await dead_letter(self.db, message, None, f"invalid event: {first_error(exc)}")
+                why = first_error(exc) if isinstance(exc, ValidationError) else str(exc)
+                await dead_letter(self.db, message, None, f"invalid event: {why}")
                 continue
-            if message.read_ct > self.settings.max_attempts * READS_PER_ATTEMPT:
+            if message.read_ct > max_reads:
                 # Read this often without ever starting: something fails before processing begins.
                 await dead_letter(self.db, message, event.assessment_id,
                                   f"never started after {message.read_ct - 1} deliveries")
                 continue
-            events.append((message, event))
-        if not events:
-            return []
-        rows = await self.db.start_jobs([event.assessment_id for _, event in events])
-        done: list[int] = []
-        prepared: list[tuple[Message, AssessmentSubmitted, Assessment, Prompt, str]] = []
-        for message, event in events:
-            row = rows.get(event.assessment_id)
             if row is None or row["status"] in ("completed", "failed"):
                 why = "assessment deleted" if row is None else f"assessment already {row['status']}"
                 log.info("acknowledging without processing: %s (or finished by another worker just now)", why,
@@ -104,13 +100,22 @@ class Intake:
                 log.exception("preparing a job failed", extra={"assessment_id": str(event.assessment_id)})
                 await fail_attempt(self.db, message, event.assessment_id, row["attempts"],
                                    self.settings.max_attempts, f"{type(exc).__name__}: {exc}")
+        # The assessments are started already: a database error from here on must not drop the batch.
         if done:
-            await self.db.acknowledge(done)
+            try:
+                await self.db.acknowledge(done)
+            except (DatabaseUnavailable, psycopg.Error) as exc:
+                log.warning("could not acknowledge finished jobs; they return when their lease ends",
+                            extra={"msg_ids": done, "error": str(exc)})
         cached: dict[str, dict[str, Any]] = {}
         if prepared and self.settings.cache_ttl_seconds > 0:
-            cached = await self.db.find_cached([key for *_, key in prepared], self.settings.cache_ttl_seconds)
-        return [Job(message, event, assessment, prompt, key, cached.get(key))
+            try:
+                cached = await self.db.find_cached([key for *_, key in prepared], self.settings.cache_ttl_seconds)
+            except (DatabaseUnavailable, psycopg.Error) as exc:
+                log.warning("cache lookup failed; asking the AI", extra={"jobs": len(prepared), "error": str(exc)})
+        jobs = [Job(message, event, assessment, prompt, key, cached.get(key))
                 for message, event, assessment, prompt, key in prepared]
+        return len(taken), jobs
 
 
 def first_error(exc: ValidationError) -> str:

@@ -1,9 +1,10 @@
 """Structured logs: one JSON object per line, with the current assessment id on every line of a job.
 
-Repeated lines are rate-limited: a message (by logger and template) logged more than BURST times within
-WINDOW_SECONDS is dropped for the rest of that window, and the next line of it says how many were dropped.
-A flood (an attacker on the ops port, a database that is down for an hour) cannot grow the log without
-bound, and the first lines of every kind still get through.
+Warnings and errors that are not about one job are rate-limited: such a message (by logger and template)
+logged more than BURST times within WINDOW_SECONDS is dropped for the rest of that window, and the next
+line of it says how many were dropped. A flood (an attacker on the ops port, a database that is down for
+an hour) cannot grow the log without bound, the first lines of every kind still get through, and every
+line about a job (it carries the assessment id) is kept: those grow with the work, not with a flood.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ WINDOW_SECONDS = 60.0
 
 
 class RateLimit(logging.Filter):
-    """Lets through at most BURST records of one (logger, message template) per WINDOW_SECONDS."""
+    """Lets through at most BURST warnings or errors of one (logger, message template) per WINDOW_SECONDS,
+    unless they are about a job."""
 
     def __init__(self, burst: int = BURST, window_seconds: float = WINDOW_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -53,6 +55,8 @@ class RateLimit(logging.Filter):
         self._windows: dict[tuple[str, object], list[float | int]] = {}  # key -> [window start, seen, dropped]
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or current_assessment.get() is not None:
+            return True
         key = (record.name, record.msg)
         now = self.clock()
         window = self._windows.get(key)

@@ -2,12 +2,14 @@
 
 A deliberately small HTTP/1.1 server on asyncio streams, because the port must stay harmless whoever
 reaches it: one request per connection (`Connection: close`), no request bodies, the request head must
-arrive within HEAD_TIMEOUT_SECONDS and fit in MAX_HEAD_BYTES, at most MAX_CONNECTIONS are open at once, and
-the answer must be taken within WRITE_TIMEOUT_SECONDS. A new connection beyond the cap evicts the oldest one
-still sending its head if that one has had EVICT_AFTER_SECONDS (a probe sends its head at once and is
-answered well within that), else the newcomer is closed: slow clients can neither hold the port for long
-nor exhaust the worker's file descriptors. It binds 127.0.0.1 unless WORKER_OPS_HOST says otherwise; keep
-it off the public network, since no cap can keep a flood from crowding out a probe now and then.
+arrive within HEAD_TIMEOUT_SECONDS and fit in MAX_HEAD_BYTES, the answer must be taken within
+WRITE_TIMEOUT_SECONDS, and no answer touches the database (/ready reports worker/health.py's last check).
+Connections from other hosts share MAX_CONNECTIONS: a newcomer beyond the cap evicts the oldest one still
+sending its head if that one has had EVICT_AFTER_SECONDS (a probe sends its head at once), else the
+newcomer is closed, so slow clients can neither hold the port nor exhaust the worker's file descriptors.
+Connections from 127.0.0.1 / ::1 (the container's HEALTHCHECK, a Kubernetes exec probe) have LOCAL_CONNECTIONS
+of their own, so a flood from the network cannot fail a liveness check and get a healthy worker restarted.
+It binds 127.0.0.1 unless WORKER_OPS_HOST says otherwise.
 """
 
 from __future__ import annotations
@@ -19,20 +21,18 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import psycopg
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from worker.db import Database
-from worker.exceptions import DatabaseUnavailable
-from worker.metrics import OPS_CONNECTIONS_DROPPED, READY, REGISTRY
+from worker.metrics import OPS_CONNECTIONS_DROPPED, REGISTRY
 
 log = logging.getLogger(__name__)
 
-READY_TIMEOUT_SECONDS = 2.0
 HEAD_TIMEOUT_SECONDS = 5.0
 WRITE_TIMEOUT_SECONDS = 5.0
 MAX_HEAD_BYTES = 8192
 MAX_CONNECTIONS = 64
+LOCAL_CONNECTIONS = 8
+LOCAL_PEERS = ("127.0.0.1", "::1")
 EVICT_AFTER_SECONDS = 0.25
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
            413: "Content Too Large", 431: "Request Header Fields Too Large", 503: "Service Unavailable"}
@@ -52,7 +52,7 @@ class Answer:
 Route = Callable[[], Awaitable[Answer]]
 
 
-def routes(db: Database, alive: Callable[[], bool]) -> dict[str, Route]:
+def routes(alive: Callable[[], bool], not_ready_reason: Callable[[], str | None]) -> dict[str, Route]:
     async def health() -> Answer:
         # Liveness: fails only when a restart helps. Answering at all shows the event loop is not stuck.
         if alive():
@@ -60,8 +60,7 @@ def routes(db: Database, alive: Callable[[], bool]) -> dict[str, Route]:
         return Answer.json(503, {"status": "down", "reason": "the consume loop has stopped"})
 
     async def ready() -> Answer:
-        reason = await not_ready_reason(db)
-        READY.set(0 if reason else 1)
+        reason = not_ready_reason()
         if reason:
             return Answer.json(503, {"status": "not ready", "reason": reason})
         return Answer.json(200, {"status": "ready"})
@@ -72,29 +71,15 @@ def routes(db: Database, alive: Callable[[], bool]) -> dict[str, Route]:
     return {"/health": health, "/ready": ready, "/metrics": metrics}
 
 
-async def not_ready_reason(db: Database) -> str | None:
-    """Why the worker cannot do its job right now (None: it can). Always a non-empty sentence."""
-    try:
-        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-            queue_present = await db.ready()
-    except TimeoutError:
-        return f"database unreachable: no answer within {READY_TIMEOUT_SECONDS:g}s"
-    except (DatabaseUnavailable, psycopg.Error) as exc:
-        detail = str(exc).strip() or type(exc).__name__
-        return detail if detail.startswith("database unreachable") else f"database error: {detail}"
-    if not queue_present:
-        return "queue assessment_submitted is missing; run the migrations"
-    return None
-
-
 class OpsServer:
     """Serves `routes` on host:port; `start()` returns the bound port (useful with port 0)."""
 
     def __init__(self, routes: dict[str, Route]) -> None:
         self.routes = routes
         self._server: asyncio.Server | None = None
-        # Insertion order is age; the value is when it connected, or None once its head has been read.
+        # Connections from other hosts, oldest first: when each connected, or None once its head is read.
         self._open: dict[asyncio.StreamWriter, float | None] = {}
+        self._local = 0
 
     async def start(self, host: str, port: int) -> int:
         self._server = await asyncio.start_server(self._accept, host, port, limit=MAX_HEAD_BYTES,
@@ -111,29 +96,45 @@ class OpsServer:
             await self._server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._open) >= MAX_CONNECTIONS and not self._evict_oldest_reader():
+        peer = writer.get_extra_info("peername")
+        local = bool(peer) and peer[0] in LOCAL_PEERS
+        if (local and self._local >= LOCAL_CONNECTIONS) or (
+                not local and len(self._open) >= MAX_CONNECTIONS and not self._evict_oldest_reader()):
             OPS_CONNECTIONS_DROPPED.labels("over_limit").inc()
             writer.transport.abort()
             return
-        self._open[writer] = time.monotonic()
+        if local:
+            self._local += 1
+        else:
+            self._open[writer] = time.monotonic()
+        answered = False
         try:
-            answer = await self._read_request(reader)
-            self._open[writer] = None
-            if answer is None:
+            route = await self._read_request(reader)
+            if route is None:
                 return
+            if writer in self._open:
+                self._open[writer] = None  # its head is in: no longer evictable while it is answered
+            answer = route if isinstance(route, Answer) else await route()
             head = (f"HTTP/1.1 {answer.status} {REASONS.get(answer.status, '')}\r\n"
                     f"Content-Type: {answer.content_type}\r\nContent-Length: {len(answer.body)}\r\n"
                     "Cache-Control: no-store\r\nConnection: close\r\n\r\n").encode()
+            writer.transport.set_write_buffer_limits(0)  # so drain() returns only once all of it is sent
             writer.write(head + answer.body)
             async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
                 await writer.drain()
+                writer.close()
+                await writer.wait_closed()
+            answered = True
         except (TimeoutError, ConnectionError):
             OPS_CONNECTIONS_DROPPED.labels("slow_client").inc()
-        except Exception:  # a bug here must never reach the worker: log (rate-limited) and drop the connection
+        except Exception:  # a bug here must never reach the worker: log and drop the connection
             log.exception("ops request failed")
         finally:
+            if local:
+                self._local -= 1
             self._open.pop(writer, None)
-            writer.transport.abort()
+            if not answered:
+                writer.transport.abort()
 
     def _evict_oldest_reader(self) -> bool:
         """Evict the oldest connection still sending its head, if it has had its chance; False if none has."""
@@ -148,8 +149,9 @@ class OpsServer:
                 return True
         return False
 
-    async def _read_request(self, reader: asyncio.StreamReader) -> Answer | None:
-        """The answer to the request on `reader`, or None when the client gave up or was too slow."""
+    async def _read_request(self, reader: asyncio.StreamReader) -> Answer | Route | None:
+        """The route for the request on `reader`, an error Answer, or None when the client gave up or was
+        too slow."""
         try:
             async with asyncio.timeout(HEAD_TIMEOUT_SECONDS):
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -174,4 +176,4 @@ class OpsServer:
         route = self.routes.get(target)
         if route is None:
             return Answer.json(404, {"error": f"unknown path; try {', '.join(sorted(self.routes))}"})
-        return await route()
+        return route

@@ -68,6 +68,9 @@ async def produce_outcome(
     except AiUnavailable as exc:
         log.info("AI unavailable, using fallback recommendations", extra={"reason": exc.reason})
         return fallback_outcome(assessment, exc.reason, started)
+    except Exception:  # a bug in the AI client must not fail the job either: the AI never blocks completion
+        log.exception("the AI client failed unexpectedly; using fallback recommendations")
+        return fallback_outcome(assessment, "invalid_output", started)
     return Outcome(
         recommendations=result.recommendations, source="ai", model=result.model,
         prompt_version=prompt.version, cache_key=cache_key, prompt_tokens=result.prompt_tokens,

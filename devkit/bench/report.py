@@ -90,6 +90,9 @@ def table(report: dict[str, Any]) -> str:
         notes.append(f"drain, {run['workers']} worker(s): {run['jobs']} jobs in {run['seconds']:.1f}s; machine busy "
                      f"{run['machine_busy_cores']:.2f} of {m['cpus']} cores")
     if lat := report.get("latency"):
-        notes.append(f"latency: {lat['samples']} samples, p95 {lat['p95_ms']:.1f} ms, max {lat['max_ms']:.1f} ms")
+        parts = ", ".join(f"{name} p50 {part['p50']:.1f} / p99 {part['p99']:.1f}"
+                          for name, part in lat["parts_ms"].items())
+        notes.append(f"latency: {lat['samples']} samples, p95 {lat['p95_ms']:.1f} ms, max {lat['max_ms']:.1f} ms; "
+                     f"in ms: {parts}")
     notes.append(f"elapsed {report['elapsed_seconds']:.0f}s")
     return "\n".join(notes)

@@ -8,8 +8,10 @@ from __future__ import annotations
 import contextlib
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from devkit.bench import pgbench
@@ -57,7 +59,8 @@ def profiled(pid: int, output: str | None) -> Iterator[None]:
         yield
         return
     kind = "speedscope" if output.endswith(".json") else "raw" if output.endswith(".txt") else "flamegraph"
-    process = subprocess.Popen(["py-spy", "record", "-p", str(pid), "-o", output, "-r", "250", "-f", kind],
+    py_spy = Path(sys.executable).parent / "py-spy"  # installed with the dev extras
+    process = subprocess.Popen([str(py_spy), "record", "-p", str(pid), "-o", output, "-r", "250", "-f", kind],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         yield
@@ -141,12 +144,18 @@ def latency(bench: Bench) -> dict[str, Any]:
         ai.stop()
     # One pgbench client sends its inserts one after another, so the n-th completed insert is the n-th
     # assessment by created_at; the result's commit time is when a reader can first see it.
-    done = [float(t) for (t,) in bench.conn.execute(
-        "select extract(epoch from pg_xact_commit_timestamp(r.xmin)) from public.test_assessment a "
+    rows = bench.conn.execute(
+        "select extract(epoch from a.started_at), extract(epoch from r.created_at), "
+        "extract(epoch from pg_xact_commit_timestamp(r.xmin)) from public.test_assessment a "
         "join public.result_test r on r.assessment_id = a.id where a.user_id = any(%s::uuid[]) "
-        "order by a.created_at, a.id", (bench.users,)).fetchall()]
-    assert len(done) == len(load.ends), f"{len(done)} results for {len(load.ends)} inserts"
-    latencies = [(result - insert) * 1000 for result, insert in zip(done, load.ends, strict=True)]
+        "order by a.created_at, a.id", (bench.users,)).fetchall()
+    assert len(rows) == len(load.ends), f"{len(rows)} results for {len(load.ends)} inserts"
+    latencies, pickup, work, commit = [], [], [], []
+    for (started, result_started, done), inserted in zip(rows, load.ends, strict=True):
+        latencies.append((float(done) - inserted) * 1000)
+        pickup.append((float(started) - inserted) * 1000)  # woken, leased, marked processing
+        work.append((float(result_started) - float(started)) * 1000)  # prompt, cache, AI, queued for commit
+        commit.append((float(done) - float(result_started)) * 1000)  # the completing transaction
     bench.reset()
     return {
         "method": f"pgbench --rate {LATENCY_RATE:g} with one client (a Poisson schedule) for {seconds:g}s, inserting "
@@ -160,6 +169,8 @@ def latency(bench: Bench) -> dict[str, Any]:
         "max_ms": max(latencies),
         "insert_p50_ms": percentile(load.latencies_ms, 50),
         "insert_p99_ms": percentile(load.latencies_ms, 99),
+        "parts_ms": {name: {"p50": percentile(values, 50), "p99": percentile(values, 99)}
+                     for name, values in (("pickup", pickup), ("work", work), ("commit", commit))},
     }
 
 

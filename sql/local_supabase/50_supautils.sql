@@ -14,8 +14,9 @@ grant set on parameter session_replication_role to postgres;
 -- supautils.policy_grants = {"postgres": [..., "realtime.messages", ...]}: postgres may create, alter
 -- and drop policies on realtime.messages although supabase_realtime_admin owns it. supautils runs the
 -- statement as the superuser when the current role is exactly postgres. Here, for the duration of one
--- CREATE/ALTER/DROP POLICY statement run by postgres, realtime.messages is owned by postgres, and its
--- owner is restored when the statement ends (or rolled back with it when it fails).
+-- CREATE/ALTER/DROP POLICY statement run by postgres that names realtime.messages, the table is owned by
+-- postgres; when the statement ends its owner and grants are restored (a failed statement rolls the
+-- change back with it).
 create or replace function supautils_standin.effective_role()
 returns text
 language sql
@@ -34,7 +35,9 @@ security definer  -- must change the owner of realtime.messages, which only a su
 set search_path = ''
 as $$
 begin
-  if supautils_standin.effective_role() = 'postgres' and to_regclass('realtime.messages') is not null then
+  -- Only the ddl_command_end trigger sees which table a statement touched; here its text has to do.
+  if supautils_standin.effective_role() = 'postgres' and to_regclass('realtime.messages') is not null
+     and pg_catalog.current_query() ~* '\mrealtime"?\s*\.\s*"?messages\M' then
     alter table realtime.messages owner to postgres;
   end if;
 end;
@@ -51,6 +54,8 @@ begin
      and (select relowner::regrole::text from pg_catalog.pg_class where oid = 'realtime.messages'::regclass) = 'postgres'
   then
     alter table realtime.messages owner to supabase_realtime_admin;
+    -- A change of owner rewrites the grants: give back the ones 40_realtime.sql gives.
+    grant all on table realtime.messages to postgres, dashboard_user;
   end if;
 end;
 $$;

@@ -60,6 +60,25 @@ def test_policy_grants_stand_in_covers_policies_on_realtime_messages_only(admin:
         assert owner.fetchone() == ("supabase_realtime_admin",)  # back to Realtime after each statement
 
 
+def test_postgres_keeps_its_rights_on_realtime_messages_after_policies_were_created(
+    admin: psycopg.Connection[Any]
+) -> None:
+    """The policy_grants stand-in changes the owner for one statement; the grants come back with it."""
+    with admin.transaction(force_rollback=True):
+        admin.execute("create policy \"probe\" on realtime.messages for select to authenticated using (false)")
+        rights = admin.execute("select has_table_privilege('postgres', 'realtime.messages', 'DELETE'), "
+                               "has_table_privilege('postgres', 'realtime.messages', 'TRUNCATE')").fetchone()
+    assert rights == (True, True)
+
+
+def test_a_policy_on_another_table_does_not_touch_realtime_messages(admin: psycopg.Connection[Any]) -> None:
+    with admin.transaction(force_rollback=True):
+        admin.execute("create policy \"probe\" on public.test_assessment for select to authenticated using (false)")
+        locked = admin.execute("select count(*) from pg_locks where relation = 'realtime.messages'::regclass "
+                               "and mode = 'AccessExclusiveLock' and pid = pg_backend_pid()").fetchone()
+    assert locked == (0,)
+
+
 def test_postgres_may_skip_triggers_as_supautils_allows(admin: psycopg.Connection[Any]) -> None:
     """supautils.privileged_role_allowed_configs includes session_replication_role."""
     with admin.transaction(force_rollback=True):

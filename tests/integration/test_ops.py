@@ -1,5 +1,6 @@
 """The ops server: what /health, /ready and /metrics answer, and that slow or hostile clients cannot hold
-the port (request head deadline, no bodies, a connection cap that evicts the oldest slow client)."""
+the port (request head deadline, no bodies, a connection cap that evicts the oldest slow client, slots of
+its own for local probes), while every answer arrives whole."""
 
 from __future__ import annotations
 
@@ -14,16 +15,21 @@ from devkit.fake_openai import FakeOpenAI
 from devkit.samples import answers, submit
 from devkit.users import create_user
 from tests.worker_support import recommender_for, running_worker, settings_for, wait_for_status
+from worker import health as health_module
 from worker import ops
 from worker.db import Database
-from worker.ops import OpsServer, routes
+from worker.health import Health
+from worker.ops import Answer, OpsServer, routes
 
 pytestmark = pytest.mark.usefixtures("empty_queues")
 
 
-async def get(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+REMOTE = ("127.0.0.2", 0)  # another loopback address: a peer the server counts as remote
+
+
+async def get(port: int, request: bytes, source: tuple[str, int] | None = None) -> tuple[int, dict[str, str], bytes]:
     """Send `request` as it is; returns (status, headers, body) of the answer."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=source)
     try:
         writer.write(request)
         await writer.drain()
@@ -47,9 +53,18 @@ async def unreachable() -> AsyncIterator[Database]:
     await db.close()
 
 
+async def slow() -> Answer:
+    await asyncio.sleep(1.0)
+    return Answer.json(200, {"status": "slow"})
+
+
+async def large() -> Answer:
+    return Answer(200, "text/plain", b"x" * (8 * 1024 * 1024))
+
+
 @pytest.fixture
-async def server(unreachable: Database) -> AsyncIterator[tuple[OpsServer, int]]:
-    served = OpsServer(routes(unreachable, alive=lambda: True))
+async def server() -> AsyncIterator[tuple[OpsServer, int]]:
+    served = OpsServer(routes(alive=lambda: True, not_ready_reason=lambda: None) | {"/slow": slow, "/large": large})
     port = await served.start("127.0.0.1", 0)
     yield served, port
     await served.close()
@@ -61,7 +76,7 @@ async def test_ops_health_ready_and_metrics_answer(admin: psycopg.Connection, da
         async with running_worker(settings, recommender_for(settings, ai.base_url)) as consumer:
             ids = submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(21)}])
             await wait_for_status(database_url, ids)
-            served = OpsServer(routes(consumer.db, alive=lambda: True))
+            served = OpsServer(routes(alive=lambda: True, not_ready_reason=consumer.health.not_ready_reason))
             port = await served.start("127.0.0.1", 0)
             try:
                 health = await get(port, request("/health"))
@@ -81,27 +96,51 @@ async def test_ops_health_ready_and_metrics_answer(admin: psycopg.Connection, da
         assert name in text, name
 
 
-async def test_ops_ready_says_why_the_database_is_unreachable(server: tuple[OpsServer, int]) -> None:
-    status, _, body = await get(server[1], request("/ready"))
-    assert status == 503
-    reason = json.loads(body)["reason"]
-    assert reason.startswith("database unreachable") and len(reason) > len("database unreachable: ")
+async def test_ops_ready_says_why_the_database_is_unreachable_without_its_error_text(unreachable: Database) -> None:
+    health = Health(unreachable)
+    served = OpsServer(routes(alive=lambda: True, not_ready_reason=health.not_ready_reason))
+    port = await served.start("127.0.0.1", 0)
+    try:
+        before = await get(port, request("/ready"))
+        await health.check()
+        after = await get(port, request("/ready"))
+    finally:
+        await served.close()
+    assert (before[0], json.loads(before[2])["reason"]) == (503, "not checked yet")
+    assert after[0] == 503
+    reason = json.loads(after[2])["reason"]
+    assert reason.startswith("database unreachable")
+    assert "127.0.0.1" not in reason and "assessment_worker" not in reason  # no server detail for the port
 
 
 async def test_ops_ready_says_why_when_the_database_does_not_answer(
     monkeypatch: pytest.MonkeyPatch, unreachable: Database
 ) -> None:
-    async def never() -> bool:
+    async def never() -> list[object]:
         await asyncio.sleep(60)
-        return True
+        return []
 
-    monkeypatch.setattr(ops, "READY_TIMEOUT_SECONDS", 0.2)
-    monkeypatch.setattr(unreachable, "ready", never)
-    assert await ops.not_ready_reason(unreachable) == "database unreachable: no answer within 0.2s"
+    monkeypatch.setattr(health_module, "CHECK_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(unreachable, "queue_metrics", never)
+    health = Health(unreachable)
+    await health.check()
+    assert health.not_ready_reason() == "database unreachable: no answer within 0.2s"
 
 
-async def test_ops_health_fails_when_the_consume_loop_stopped(unreachable: Database) -> None:
-    served = OpsServer(routes(unreachable, alive=lambda: False))
+async def test_ops_ready_turns_stale_when_the_checks_stop(monkeypatch: pytest.MonkeyPatch, database_url: str) -> None:
+    db = await Database.open(settings_for(database_url).database_url, size=1)
+    try:
+        health = Health(db)
+        await health.check()
+        assert health.not_ready_reason() is None
+        monkeypatch.setattr(health_module, "STALE_AFTER_SECONDS", 0.0)
+        assert "has not run for a while" in (health.not_ready_reason() or "")
+    finally:
+        await db.close()
+
+
+async def test_ops_health_fails_when_the_consume_loop_stopped() -> None:
+    served = OpsServer(routes(alive=lambda: False, not_ready_reason=lambda: None))
     port = await served.start("127.0.0.1", 0)
     try:
         status, _, body = await get(port, request("/health"))
@@ -143,11 +182,11 @@ async def test_ops_connection_cap_evicts_the_oldest_slow_client_and_still_answer
 ) -> None:
     monkeypatch.setattr(ops, "MAX_CONNECTIONS", 8)
     monkeypatch.setattr(ops, "EVICT_AFTER_SECONDS", 0.0)  # every slow client has had its chance
-    slow = [await asyncio.open_connection("127.0.0.1", server[1]) for _ in range(20)]
+    slow = [await asyncio.open_connection("127.0.0.1", server[1], local_addr=REMOTE) for _ in range(20)]
     for _, writer in slow:
         writer.write(b"GET /health HTTP/1.1\r\n")  # never finished
         await writer.drain()
-    status, _, _ = await get(server[1], request("/health"))  # a probe still gets through
+    status, _, _ = await get(server[1], request("/health"), REMOTE)  # a probe still gets through
 
     async def closed_by_server(reader: asyncio.StreamReader) -> bool:
         try:
@@ -170,13 +209,39 @@ async def test_ops_connection_cap_refuses_a_newcomer_rather_than_evict_a_client_
 ) -> None:
     monkeypatch.setattr(ops, "MAX_CONNECTIONS", 4)
     monkeypatch.setattr(ops, "EVICT_AFTER_SECONDS", 60.0)
-    slow = [await asyncio.open_connection("127.0.0.1", server[1]) for _ in range(4)]
+    slow = [await asyncio.open_connection("127.0.0.1", server[1], local_addr=REMOTE) for _ in range(4)]
     for _, writer in slow:
         writer.write(b"GET /health HTTP/1.1\r\n")
         await writer.drain()
     await asyncio.sleep(0.1)
     with pytest.raises((ConnectionResetError, IndexError, ValueError)):
-        await get(server[1], request("/health"))  # closed without an answer
+        await get(server[1], request("/health"), REMOTE)  # closed without an answer
+    status, _, _ = await get(server[1], request("/health"))  # a local probe has slots of its own
     for reader, writer in slow:
         assert not reader.at_eof()
         writer.close()
+    assert status == 200
+
+
+async def test_ops_a_request_being_answered_is_never_evicted(
+    monkeypatch: pytest.MonkeyPatch, server: tuple[OpsServer, int]
+) -> None:
+    monkeypatch.setattr(ops, "MAX_CONNECTIONS", 2)
+    monkeypatch.setattr(ops, "EVICT_AFTER_SECONDS", 0.0)
+    answers = [asyncio.create_task(get(server[1], request("/slow"), REMOTE)) for _ in range(2)]
+    await asyncio.sleep(0.3)  # both heads are in; both answers take a second
+    newcomer = await asyncio.open_connection("127.0.0.1", server[1], local_addr=REMOTE)
+    statuses = [status for status, _, _ in await asyncio.gather(*answers)]
+    newcomer[1].close()
+    assert statuses == [200, 200]
+
+
+async def test_ops_a_large_answer_arrives_whole_at_a_slow_reader(server: tuple[OpsServer, int]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server[1])
+    writer.write(request("/large"))
+    await writer.drain()
+    await asyncio.sleep(0.5)  # let the server fill every buffer it can before we read
+    raw = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and len(body) == 8 * 1024 * 1024

@@ -4,6 +4,7 @@ the AI twice or letting its text reach what users read."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -91,6 +92,9 @@ async def test_usage_outside_the_columns_range_is_dropped_not_raised(
     (completion(json.dumps(recommendations(priority=2**40))), "invalid_output"),
     (completion(json.dumps(recommendations(html="<script>alert(1)</script>"))), "invalid_output"),
     (completion("\u0000"), "invalid_json"),
+    (raw(b"[" * 5000), "invalid_output"),  # nested deeper than json can follow
+    (completion('{"summary": ' + "[" * 3000 + "]" * 3000 + "}"), "invalid_json"),
+    (raw(gzip.compress(b"{}" * 100_000), Content_Encoding="gzip"), "invalid_output"),  # refused, not inflated
 ])
 async def test_answers_that_are_not_recommendations_are_classified(
     fake: FakeOpenAI, recommender: Recommender, answer: Any, reason: str

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 
 from devkit import REPO
-from devkit.processes import fake_ai_process
+from devkit.processes import fake_ai_process, free_port
 
 RUN_LOCAL = REPO / "scripts" / "run-local"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def run_local(**env: str) -> subprocess.CompletedProcess[str]:

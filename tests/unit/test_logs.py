@@ -23,6 +23,18 @@ def test_rate_limit_lets_a_burst_through_then_drops_and_counts() -> None:
     assert first.suppressed_before == 997  # type: ignore[attr-defined]
 
 
+def test_rate_limit_keeps_every_line_about_a_job_and_every_info_line() -> None:
+    limit = RateLimit(burst=1, window_seconds=10, clock=lambda: 0.0)
+    info = [limit.filter(logging.LogRecord("worker", logging.INFO, __file__, 1, "job completed", (), None))
+            for _ in range(50)]
+    token = current_assessment.set("a-1")
+    try:
+        about_a_job = [limit.filter(record("job attempt failed")) for _ in range(50)]
+    finally:
+        current_assessment.reset(token)
+    assert all(info) and all(about_a_job)
+
+
 def test_rate_limit_counts_each_message_template_on_its_own() -> None:
     limit = RateLimit(burst=1, window_seconds=10, clock=lambda: 0.0)
     assert limit.filter(record("job %s failed", 1))

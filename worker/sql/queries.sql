@@ -3,10 +3,47 @@
 -- Parameters are psycopg named placeholders; no runtime value is ever interpolated into this text.
 -- Queue names are fixed here: assessment_submitted (jobs) and assessment_submitted_dlq (dead letters).
 
--- name: read_jobs
--- Lease up to qty visible messages for vt seconds (FOR UPDATE SKIP LOCKED inside pgmq.read).
-select msg_id, read_ct, enqueued_at, message
-from pgmq.read('assessment_submitted', %(vt)s, %(qty)s);
+-- name: take_jobs
+-- Lease up to qty visible messages for vt seconds (FOR UPDATE SKIP LOCKED inside pgmq.read) and, in the
+-- same statement, mark processing the assessments that startable messages name: one round trip and one
+-- commit from a notification to prepared jobs. A message is startable when it is well formed (the shape
+-- the enqueue trigger writes: canonical ids, the five keys; the worker validates the whole contract too,
+-- and dead-letters a message that fails either check without touching an assessment, except that one
+-- whose sole flaw is an unparsable submitted_at has started its assessment by then, which its own message
+-- then completes), has been read at most max_reads times, and is not in flight in this worker already.
+-- Returns every leased message with well_formed, and with its assessment when it names one that exists
+-- and was started by this statement or is completed or failed (an assessment that is processing
+-- elsewhere comes back only if started here).
+with leased as (
+  select msg_id, read_ct, enqueued_at, message
+  from pgmq.read('assessment_submitted', %(vt)s, %(qty)s)
+), named as (
+  select l.*,
+         case when jsonb_typeof(l.message) = 'object'
+                   and l.message ->> 'type' = 'assessment_submitted' and l.message -> 'version' = '1'
+                   and l.message ->> 'assessment_id' ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                   and l.message ->> 'user_id' ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                   and jsonb_typeof(l.message -> 'submitted_at') = 'string'
+                   and (select count(*) from jsonb_object_keys(l.message)) = 5
+              then (l.message ->> 'assessment_id')::uuid end as assessment_id
+  from leased l
+), started as (
+  update public.test_assessment a
+  set status = 'processing', attempts = attempts + 1, started_at = now()
+  where a.id in (select n.assessment_id from named n
+                 where n.read_ct <= %(max_reads)s and n.msg_id <> all(%(in_flight)s::bigint[]))
+    and a.status in ('queued', 'processing')
+  returning a.id, a.user_id, a.assessment_type, a.answers, a.context, a.status, a.attempts, a.created_at
+), finished as (
+  select a.id, a.user_id, a.assessment_type, a.answers, a.context, a.status, a.attempts, a.created_at
+  from public.test_assessment a
+  where a.id in (select assessment_id from named) and a.status in ('completed', 'failed')
+)
+select n.msg_id, n.read_ct, n.enqueued_at, n.message, n.assessment_id is not null as well_formed,
+       j.id, j.user_id, j.assessment_type, j.answers, j.context, j.status, j.attempts, j.created_at
+from named n
+left join (select * from started union all select * from finished) j on j.id = n.assessment_id
+order by n.msg_id;
 
 -- name: set_leases
 -- Make in-flight messages visible again vt seconds from now: extends their leases, or with vt = 0
@@ -14,21 +51,6 @@ from pgmq.read('assessment_submitted', %(vt)s, %(qty)s);
 select count(*)
 from unnest(%(msg_ids)s::bigint[]) as msg_id,
      pgmq.set_vt('assessment_submitted', msg_id, %(vt)s);
-
--- name: start_jobs
--- Mark the assessments of a batch processing; return every requested assessment that still exists
--- (those already completed or failed come back unchanged, deleted ones do not come back).
-with started as (
-  update public.test_assessment
-  set status = 'processing', attempts = attempts + 1, started_at = now()
-  where id = any(%(ids)s::uuid[]) and status in ('queued', 'processing')
-  returning id, user_id, assessment_type, answers, context, status, attempts, created_at
-)
-select * from started
-union all
-select id, user_id, assessment_type, answers, context, status, attempts, created_at
-from public.test_assessment
-where id = any(%(ids)s::uuid[]) and status not in ('queued', 'processing');
 
 -- name: find_cached
 -- For each cache key, the newest AI result for the same prompt and model younger than ttl seconds.
@@ -132,7 +154,8 @@ with dead as (
   update public.test_assessment a
   set status = 'queued', last_error = null, completed_at = null
   from dead
-  where a.id = (dead.message -> 'event' ->> 'assessment_id')::uuid and a.status = 'failed'
+  -- compared as text: a dead letter may hold an invalid event whose assessment_id is no uuid
+  where a.id::text = dead.message -> 'event' ->> 'assessment_id' and a.status = 'failed'
   returning a.id
 ), sent as (
   select pgmq.send('assessment_submitted', dead.message -> 'event') as new_msg_id from dead
@@ -156,6 +179,3 @@ select status::text, count(*) as count
 from public.test_assessment
 group by status
 order by status;
-
--- name: ready
-select exists (select from pgmq.meta where queue_name = 'assessment_submitted') as queue_present;

@@ -1,0 +1,73 @@
+"""Readiness and queue metrics, checked every few seconds in the background.
+
+One query a few seconds reads the queues' depth and oldest message age (published as metrics); whether it
+worked is the worker's readiness, which GET /ready reports and Prometheus sees as assessment_worker_ready.
+/ready answers from this state and never queries the database itself, so whoever reaches the ops port
+cannot put load on the database or the worker's connection pool, and never sees a database's error text
+(the detail goes to the log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import psycopg
+
+from worker.db import Database
+from worker.exceptions import DatabaseUnavailable
+from worker.metrics import QUEUE_DEPTH, QUEUE_OLDEST_AGE_SECONDS, READY
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 5.0
+CHECK_TIMEOUT_SECONDS = 2.0
+STALE_AFTER_SECONDS = 4 * REFRESH_SECONDS
+
+
+class Health:
+    """`run()` refreshes; `not_ready_reason()` is None when ready, else a fixed sentence saying why."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._reason: str | None = "not checked yet"
+        self._checked_at: float | None = None
+
+    def not_ready_reason(self) -> str | None:
+        if self._checked_at is not None and time.monotonic() - self._checked_at > STALE_AFTER_SECONDS:
+            return "the readiness check has not run for a while (the consume loop may be stuck)"
+        return self._reason
+
+    async def check(self) -> None:
+        """One refresh of the queue metrics and of readiness."""
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+                queues = await self.db.queue_metrics()
+        except TimeoutError:
+            self._set(f"database unreachable: no answer within {CHECK_TIMEOUT_SECONDS:g}s", None)
+        except (DatabaseUnavailable, psycopg.OperationalError) as exc:
+            self._set("database unreachable", exc)
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction,
+                psycopg.errors.InvalidSchemaName) as exc:
+            self._set("queue assessment_submitted is missing; run the migrations", exc)
+        except psycopg.Error as exc:
+            self._set("database error (see the worker's log)", exc)
+        else:
+            for queue in queues:
+                QUEUE_DEPTH.labels(queue.queue_name).set(queue.length)
+                QUEUE_OLDEST_AGE_SECONDS.labels(queue.queue_name).set(queue.oldest_age_seconds or 0)
+            self._set(None, None)
+
+    async def run(self) -> None:
+        """Forever (cancel to stop)."""
+        while True:
+            await self.check()
+            await asyncio.sleep(REFRESH_SECONDS)
+
+    def _set(self, reason: str | None, error: Exception | None) -> None:
+        if reason is not None and reason != self._reason:
+            log.warning("worker not ready: %s", reason, extra={"error": str(error) if error else None})
+        self._reason = reason
+        self._checked_at = time.monotonic()
+        READY.set(0 if reason else 1)
