@@ -110,6 +110,11 @@ def data_dir() -> Path:
     return STATE_DIR / f"pg{profile().major}" / "data"
 
 
+def postmaster_pid() -> int:
+    """The running server's postmaster (the first line of postmaster.pid)."""
+    return int((data_dir() / "postmaster.pid").read_text().split()[0])
+
+
 def log_file() -> Path:
     return STATE_DIR / f"pg{profile().major}" / "postgres.log"
 

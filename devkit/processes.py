@@ -48,6 +48,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # fields 14 and 15 of the line
 
 
+def process_tree_cpu_seconds(root: int) -> float:
+    """CPU time of process `root`, of its live children, and of its children that exited (which `root`
+    reaped: cutime + cstime). For a PostgreSQL server's postmaster, that is the whole server's CPU."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # exited while we looked
+        pid, parent = int(stat.parent.name), int(fields[1])
+        if pid == root:
+            total += sum(int(value) for value in fields[11:15]) / tick  # utime stime cutime cstime
+        elif parent == root:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 class FakeAiProcess:
     """`python -m devkit.fake_openai` in its own process; `url` is its OpenAI base URL."""
 

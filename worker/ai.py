@@ -28,6 +28,7 @@ Retry policy:
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import json
 import logging
@@ -35,6 +36,8 @@ import math
 import random
 import re
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -250,6 +253,12 @@ class Recommender:
             # Compressed answers are refused, so nothing can inflate past MAX_RESPONSE_BYTES unseen.
             "Accept-Encoding": "identity",
         } if api_key else None
+        # Read once: aiohttp's trust_env=True reads the environment and ~/.netrc in a thread on every
+        # request, which tripled the client's CPU per call.
+        self._proxy = proxy_for(self._url)
+        if self._proxy and self._headers and self._url.startswith("http:"):
+            # aiohttp sends proxy_headers only on an https tunnel's CONNECT; a plain request carries its own.
+            self._headers |= self._proxy.headers
         self._session: aiohttp.ClientSession | None = None
 
     async def recommend(self, prompt: Prompt) -> AiResult:
@@ -335,7 +344,6 @@ class Recommender:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=30),
                 auto_decompress=False,
-                trust_env=True,  # HTTPS_PROXY / NO_PROXY, as an egress proxy in front of OpenAI needs
             )
         return self._session
 
@@ -343,7 +351,9 @@ class Recommender:
         """One HTTP attempt; the 200 response's body (at most MAX_RESPONSE_BYTES), else _AttemptFailed."""
         assert self._headers is not None
         try:
-            request = self._http().post(self._url, data=body, headers=self._headers, allow_redirects=False)
+            request = self._http().post(self._url, data=body, headers=self._headers, allow_redirects=False,
+                                        proxy=self._proxy.url if self._proxy else None,
+                                        proxy_headers=self._proxy.headers if self._proxy else None)
             async with request as response:
                 if response.status != 200:
                     raise _status_failure(response.status, response.headers)
@@ -362,6 +372,33 @@ class Recommender:
             raise _AttemptFailed(
                 "connection_error", f"Could not reach the AI endpoint ({type(exc).__name__})", retryable=True
             ) from exc
+
+
+@dataclass(frozen=True)
+class Proxy:
+    url: str  # without credentials
+    headers: dict[str, str]  # Proxy-Authorization when the proxy's URL carries credentials
+
+
+def proxy_for(url: str) -> Proxy | None:
+    """The proxy the environment names for `url` (HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, unless NO_PROXY
+    exempts its host), as the OpenAI SDK's httpx client would use it; None for a direct connection."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    proxies = urllib.request.getproxies()
+    named = proxies.get(parts.scheme) or proxies.get("all")
+    if not named:
+        return None
+    proxy = urllib.parse.urlsplit(named if "://" in named else f"http://{named}")
+    headers = {}
+    if proxy.username is not None:
+        login = urllib.parse.unquote(proxy.username)
+        password = urllib.parse.unquote(proxy.password or "")
+        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()
+    host = proxy.hostname or ""
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{proxy.port}" if proxy.port else "")
+    return Proxy(urllib.parse.urlunsplit((proxy.scheme, netloc, proxy.path, "", "")), headers)
 
 
 def _too_large() -> _AttemptFailed:

@@ -38,7 +38,7 @@ from worker.pipeline import Recommends, fallback_outcome, produce_outcome
 
 log = logging.getLogger(__name__)
 
-IDLE_POLL_START_SECONDS = 0.01  # first poll after the queue runs dry; doubles up to the poll interval
+IDLE_POLL_START_SECONDS = 0.002  # first poll after the queue runs dry; doubles up to the poll interval
 
 
 class Consumer:

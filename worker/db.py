@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+import weakref
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -73,19 +74,15 @@ PROGRESS_POOL_SIZE = 3  # intake is one loop, plus the lease keeper and acknowle
 CHECK_AFTER_IDLE_SECONDS = 2.0
 
 
-class _IdleCheck:
-    """The pool's check and reset callbacks: remember when each connection was last returned."""
+# When each pooled connection last finished a statement. Recorded by Database._fetch rather than by a pool
+# `reset` callback: with one, psycopg_pool returns every connection through a background task.
+_last_used: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
 
-    def __init__(self) -> None:
-        self._returned: dict[int, float] = {}
 
-    async def check(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        returned = self._returned.get(id(conn))
-        if returned is None or time.monotonic() - returned > CHECK_AFTER_IDLE_SECONDS:
-            await AsyncConnectionPool.check_connection(conn)
-
-    async def reset(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        self._returned[id(conn)] = time.monotonic()
+async def _check_if_idle(conn: psycopg.AsyncConnection[Any]) -> None:
+    used = _last_used.get(conn)
+    if used is None or time.monotonic() - used > CHECK_AFTER_IDLE_SECONDS:
+        await AsyncConnectionPool.check_connection(conn)
 
 
 async def _asynchronous_commit(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -93,14 +90,12 @@ async def _asynchronous_commit(conn: psycopg.AsyncConnection[Any]) -> None:
 
 
 def _pool(url: str, size: int, timeout: float, **kwargs: Any) -> AsyncConnectionPool:
-    idle = _IdleCheck()
     return AsyncConnectionPool(
         url,
         min_size=1,
         max_size=size,
         kwargs={"autocommit": True, "row_factory": dict_row, "application_name": "assessment-worker"},
-        check=idle.check,
-        reset=idle.reset,
+        check=_check_if_idle,
         timeout=timeout,
         # Keep reconnecting (1 s, 2 s, 4 s, ...) through a restart; with 0 the pool gives up at once
         # and a waiting query sits out its whole timeout (tests/reliability: 8 s instead of ~3 s).
@@ -139,7 +134,9 @@ class Database:
                      ) -> list[dict[str, Any]]:
         async with translate_errors(), (self.pool if durable else self.progress).connection() as conn:
             cursor = await conn.execute(QUERIES[name], params or {})
-            return await cursor.fetchall()  # type: ignore[return-value]
+            rows = await cursor.fetchall()
+            _last_used[conn] = time.monotonic()
+            return rows  # type: ignore[return-value]
 
     async def take_jobs(self, qty: int, lease_seconds: int, max_reads: int, in_flight: Collection[int]
                         ) -> list[tuple[Message, bool, dict[str, Any] | None]]:

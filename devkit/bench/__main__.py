@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -54,34 +55,36 @@ def main(argv: list[str]) -> int:
     wanted = set(args.only or SECTIONS)
     started = time.perf_counter()
     url = localdb.up()
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        bench = Bench(url, Path(tmp), QUICK if args.quick else FULL)
-        if bench.scalar("select current_setting('track_commit_timestamp')") != "on":
-            raise SystemExit("bench: track_commit_timestamp is off; 'scripts/localdb reset' creates a cluster with "
-                             "it on (the latency and drain figures read commit times).")
-        report: dict[str, Any] = {"quick": args.quick, "clients": CLIENTS, "targets": TARGETS,
-                                  "machine": machine(bench)}
-        limit = bench.prepare()
-        try:
-            if "submit" in wanted:
-                report["submit"] = sections.submit(bench)
-            if "drain" in wanted:
-                drained = sections.scale_out(bench, args.workers, args.py_spy)
-                report["scale_out"] = drained["runs"]
-                report["scale_out_method"] = drained["method"]
-                one = next((run for run in drained["runs"] if run["workers"] == 1), drained["runs"][0])
-                report["end_to_end"] = {"workers": one["workers"], "jobs_per_second": one["jobs_per_second"],
-                                        "worker_cpu_ms_per_job": one["cpu_ms_per_job"]}
-            if "latency" in wanted:
-                report["latency"] = sections.latency(bench)
-            if "slow_ai" in wanted:
-                report["slow_ai"] = sections.slow_ai(bench)
-            if "status_check" in wanted:
-                report["status_check"] = status_check.status_check(bench)
-            if "ai_client" in wanted:
-                report["ai_client"] = ai_client.compare(calls=1000 if args.quick else 3000)
-        finally:
-            bench.cleanup(limit)
+    # Kept when a section fails: its error names the worker and AI logs in it.
+    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+    bench = Bench(url, tmp, QUICK if args.quick else FULL)
+    if bench.scalar("select current_setting('track_commit_timestamp')") != "on":
+        raise SystemExit("bench: track_commit_timestamp is off; 'scripts/localdb reset' creates a cluster with "
+                         "it on (the latency and drain figures read commit times).")
+    report: dict[str, Any] = {"quick": args.quick, "clients": CLIENTS, "targets": TARGETS,
+                              "machine": machine(bench)}
+    limit = bench.prepare()
+    try:
+        if "submit" in wanted:
+            report["submit"] = sections.submit(bench)
+        if "drain" in wanted:
+            drained = sections.scale_out(bench, args.workers, args.py_spy)
+            report["scale_out"] = drained["runs"]
+            report["scale_out_method"] = drained["method"]
+            one = next((run for run in drained["runs"] if run["workers"] == 1), drained["runs"][0])
+            report["end_to_end"] = {"workers": one["workers"], "jobs_per_second": one["jobs_per_second"],
+                                    "worker_cpu_ms_per_job": one["cpu_ms_per_job"]}
+        if "latency" in wanted:
+            report["latency"] = sections.latency(bench)
+        if "slow_ai" in wanted:
+            report["slow_ai"] = sections.slow_ai(bench)
+        if "status_check" in wanted:
+            report["status_check"] = status_check.status_check(bench)
+        if "ai_client" in wanted:
+            report["ai_client"] = ai_client.compare(calls=1000 if args.quick else 3000)
+    finally:
+        bench.cleanup(limit)
+    shutil.rmtree(tmp)
     report["elapsed_seconds"] = time.perf_counter() - started
     print(json.dumps(report, indent=2, default=str) if args.json else table(report))
     return 0

@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from devkit import localdb
 from devkit.bench import pgbench
 from devkit.bench.run import CLIENTS, RUN_USERS, Bench, frozen, machine_busy_seconds, note, percentile
-from devkit.processes import FakeAiProcess, cpu_seconds
+from devkit.processes import FakeAiProcess, cpu_seconds, process_tree_cpu_seconds
 
 LATENCY_RATE = 100.0  # offered load of the latency section, inserts per second
 SLOW_AI_SECONDS = 2.0
@@ -82,11 +83,13 @@ def drain(bench: Bench, workers: int, ai: FakeAiProcess, profile: str | None = N
                         variables={"users": str(RUN_USERS)})
             cpu_before = [w.cpu_seconds() for w in group]
             ai_before, busy_before = cpu_seconds(ai.pid), machine_busy_seconds()
+            db_before = process_tree_cpu_seconds(localdb.postmaster_pid())
             started = time.time()
         with profiled(group[0].pid, profile):
             bench.wait_results(jobs, timeout=600)
         cpu = sum(w.cpu_seconds() for w in group) - sum(cpu_before)
         ai_cpu, busy = cpu_seconds(ai.pid) - ai_before, machine_busy_seconds() - busy_before
+        db_cpu = process_tree_cpu_seconds(localdb.postmaster_pid()) - db_before
     finally:
         for worker in group:
             worker.terminate()
@@ -103,6 +106,7 @@ def drain(bench: Bench, workers: int, ai: FakeAiProcess, profile: str | None = N
         "jobs_per_second": jobs / seconds,
         "cpu_ms_per_job": cpu * 1000 / jobs,
         "fake_ai_cpu_ms_per_job": ai_cpu * 1000 / jobs,
+        "database_cpu_ms_per_job": db_cpu * 1000 / jobs,
         "machine_busy_cores": busy / seconds,
     }
 
@@ -122,7 +126,9 @@ def scale_out(bench: Bench, counts: list[int], profile: str | None) -> dict[str,
         "cache off) are started and frozen with SIGSTOP; pgbench inserts the jobs as users; SIGCONT; "
         "jobs/s = jobs / (commit time of the last result (track_commit_timestamp) - SIGCONT); CPU/job = the "
         "workers' utime + stime (/proc/<pid>/stat) over the drain / jobs; the fake AI answers at once in its "
-        "own process (its CPU is reported, not counted); efficiency = jobs/s(N) / (N x jobs/s(1))",
+        "own process (its CPU is reported, not counted); database CPU/job = the PostgreSQL server's processes "
+        "(the postmaster's tree in /proc, exited backends included) over the drain / jobs, which includes the "
+        "benchmark's own polling for the last result (one count every 50 ms); efficiency = jobs/s(N) / (N x jobs/s(1))",
         "runs": runs,
     }
 

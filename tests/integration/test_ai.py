@@ -227,3 +227,33 @@ async def test_ai_connection_refused_is_connection_error(make: MakeRecommender) 
     )
     assert error.reason == "connection_error"
     assert elapsed <= 5.0 + MARGIN
+
+
+async def test_ai_goes_through_the_proxy_the_environment_names(
+    fake: FakeOpenAI, make: MakeRecommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the SDK's httpx client did: HTTP(S)_PROXY with its credentials, read once per client."""
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    proxy = fake.base_url.removesuffix("/v1").replace("http://", "http://egress:s%40cret@")
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    result = await make(base_url="http://api.openai.invalid/v1").recommend(PROMPT)
+    assert result.attempts == 1
+    (request,) = fake.requests  # the fake stands in for the proxy: it got the absolute-form request
+    assert request.headers["Host"] == "api.openai.invalid"
+    assert request.headers["Proxy-Authorization"] == "Basic ZWdyZXNzOnNAY3JldA=="  # egress:s@cret
+
+
+async def test_ai_skips_the_proxy_for_hosts_in_no_proxy(
+    fake: FakeOpenAI, make: MakeRecommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead_proxy = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    monkeypatch.setenv("HTTP_PROXY", dead_proxy)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    result = await make().recommend(PROMPT)
+    assert result.attempts == 1 and len(fake.requests) == 1
+    monkeypatch.delenv("NO_PROXY")
+    error, _ = await _fails(make(max_attempts=1).recommend(PROMPT))
+    assert error.reason == "connection_error"  # without the exemption it tries the (dead) proxy

@@ -22,7 +22,9 @@ from tests.worker_support import (
     settings_for,
     wait_for_status,
 )
+from worker.db import Database
 from worker.failures import GAVE_UP
+from worker.intake import Intake
 
 pytestmark = pytest.mark.usefixtures("empty_queues")
 
@@ -148,6 +150,37 @@ async def test_worker_acknowledges_a_job_whose_assessment_was_deleted(
     assert ai.requests == []
     dlq = await fetch(database_url, "select count(*) as n from pgmq.q_assessment_submitted_dlq")
     assert dlq[0]["n"] == 0
+
+
+async def test_intake_starts_a_message_committed_while_its_statement_waited(
+    admin: psycopg.Connection, database_url: str
+) -> None:
+    """A message and its assessment commit together, so take_jobs must see both or neither. (pgmq.read
+    runs its own query with a newer snapshot: it leased such a message while the statement could not see
+    the assessment, and the job was acknowledged as deleted, i.e. lost.)"""
+    settings = settings_for(database_url)
+    db = await Database.open(settings.database_url, size=1)
+    user = create_user(admin)
+    try:
+        intake = Intake(settings, db, settings.openai_model)
+        with psycopg.connect(database_url, autocommit=True) as producer, producer.transaction():
+            # Hold the queue table so the statement waits, then commit a submission while it does.
+            producer.execute("lock table pgmq.q_assessment_submitted in exclusive mode")
+            take = asyncio.create_task(intake.take(10, {}))
+            assert await eventually(lambda: _waiting_for_a_lock(admin), timeout=5)
+            [assessment_id] = submit(producer, user, [{"assessment_type": "career", "answers": answers(12)}])
+        read, jobs = await take
+        assert read == 1
+        assert [job.assessment.id for job in jobs] == [assessment_id]
+        assert jobs[0].message.read_ct == 1
+    finally:
+        await db.close()
+
+
+def _waiting_for_a_lock(conn: psycopg.Connection) -> bool:
+    row = conn.execute("select count(*) from pg_locks where not granted and relation = "
+                       "'pgmq.q_assessment_submitted'::regclass").fetchone()
+    return row is not None and row[0] > 0
 
 
 async def test_worker_dead_letters_an_invalid_event_without_failing_the_assessment_it_names(

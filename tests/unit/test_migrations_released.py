@@ -36,6 +36,10 @@ RELEASED = {
         "1c6be015c668f01aefb66462afc3c43c6fb09306939f4dd470294ea2e714baf7",
     "20261126100200_reject_oversized_assessments_first.sql":
         "f27f02c20f8095d417ef8c885f44d268e1383d2586341570aa6214875dbbffd9",
+    "20261126110000_enqueue_with_a_planned_insert.sql":
+        "b8b7f057aa7b877ef0418e122377459814f95760233a09f8f0dc9d914a9c19d8",
+    "20261126110100_guard_with_one_lock_per_user.sql":
+        "98cb5813aecd99ef37cc4766d0854b42426eab0f6dba133129fbdca5e8e06d77",
 }
 
 

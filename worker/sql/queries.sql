@@ -4,19 +4,34 @@
 -- Queue names are fixed here: assessment_submitted (jobs) and assessment_submitted_dlq (dead letters).
 
 -- name: take_jobs
--- Lease up to qty visible messages for vt seconds (FOR UPDATE SKIP LOCKED inside pgmq.read) and, in the
--- same statement, mark processing the assessments that startable messages name: one round trip and one
--- commit from a notification to prepared jobs. A message is startable when it is well formed (the shape
--- the enqueue trigger writes: canonical ids, the five keys; the worker validates the whole contract too,
--- and dead-letters a message that fails either check without touching an assessment, except that one
--- whose sole flaw is an unparsable submitted_at has started its assessment by then, which its own message
--- then completes), has been read at most max_reads times, and is not in flight in this worker already.
+-- Lease up to qty visible messages for vt seconds and, in the same statement, mark processing the
+-- assessments that startable messages name: one round trip and one commit from a notification to
+-- prepared jobs. The lease is what pgmq.read does (oldest visible messages first, FOR UPDATE SKIP LOCKED,
+-- vt moved, read_ct counted) written out on the queue table, because pgmq.read runs its own query with a
+-- newer snapshot than this statement's: it could lease a message whose assessment, committed with it, this
+-- statement cannot see yet. Written here, the message and its assessment are seen together or not at all
+-- (and the statement is planned once, not on every call; docs/decisions/0010).
+-- A message is startable when it is well formed (the shape the enqueue trigger writes: canonical ids, the
+-- five keys; the worker validates the whole contract too, and dead-letters a message that fails either
+-- check without touching an assessment, except that one whose sole flaw is an unparsable submitted_at has
+-- started its assessment by then, which its own message then completes), has been read at most max_reads
+-- times, and is not in flight in this worker already.
 -- Returns every leased message with well_formed, and with its assessment when it names one that exists
 -- and was started by this statement or is completed or failed (an assessment that is processing
 -- elsewhere comes back only if started here).
 with leased as (
-  select msg_id, read_ct, enqueued_at, message
-  from pgmq.read('assessment_submitted', %(vt)s, %(qty)s)
+  update pgmq.q_assessment_submitted q
+  set vt = clock_timestamp() + make_interval(secs => %(vt)s), read_ct = q.read_ct + 1
+  from (
+    select msg_id
+    from pgmq.q_assessment_submitted
+    where vt <= clock_timestamp()
+    order by msg_id
+    limit %(qty)s
+    for update skip locked
+  ) visible
+  where q.msg_id = visible.msg_id
+  returning q.msg_id, q.read_ct, q.enqueued_at, q.message
 ), named as (
   select l.*,
          case when jsonb_typeof(l.message) = 'object'
@@ -94,14 +109,15 @@ with input as (
   where a.id = inserted.assessment_id
   returning a.id
 ), archived as (
-  select i.msg_id, pgmq.archive('assessment_submitted', i.msg_id) as archived
-  from input i
+  -- One call for the batch: pgmq runs a new dynamic query on every call.
+  select count(*) as messages
+  from pgmq.archive('assessment_submitted', array(select msg_id from input))
 )
 -- Two messages for one assessment in a batch: only the first counts as the one that completed it.
 select i.assessment_id, i.msg_id,
        (c.id is not null and i.msg_id = min(i.msg_id) over (partition by i.assessment_id)) as completed
 from input i
-join archived ar on ar.msg_id = i.msg_id
+cross join archived
 left join completed c on c.id = i.assessment_id;
 
 -- name: acknowledge
