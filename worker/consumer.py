@@ -131,7 +131,7 @@ class Consumer:
                 idle_reads = 0
                 continue
             # NOTIFY wakes us early; polling covers a lost notification or a dead LISTEN connection. Right
-            # after work the poll starts short (10 ms, doubling): a job whose producer saw our previous job
+            # after work the poll starts short (2 ms, doubling): a job whose producer saw our previous job
             # still waiting sent no NOTIFY (see the enqueue trigger) and may commit just after this read.
             wait = min(self.settings.poll_interval_seconds, IDLE_POLL_START_SECONDS * 2**idle_reads)
             idle_reads += 1

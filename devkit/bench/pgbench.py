@@ -41,6 +41,11 @@ insert into public.test_assessment (assessment_type, answers, context)
 commit;
 """
 
+# The request alone: USER_INSERT's transaction, role and claims, but into the trigger-free copy (user_id
+# from its default, auth.uid()). What separates it from USER_INSERT is the product's own work: RLS, the
+# triggers, the foreign key; what separates it from PLAIN_INSERT is the shape of an API request.
+ENVELOPE_INSERT = USER_INSERT.replace("insert into public.test_assessment", "insert into bench_plain")
+
 # The baseline: the same row into a trigger-free copy of the table, one autocommit statement.
 PLAIN_INSERT = f"""\\set u random(0, :users - 1)
 \\set n random(1, 1000000000)

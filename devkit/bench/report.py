@@ -22,8 +22,8 @@ def verdict(ok: bool) -> str:
 
 
 def scale_out_target_workers() -> int:
-    """The issue's N for the efficiency target: half the cores, at least one."""
-    return max(1, (os.cpu_count() or 2) // 2)
+    """The issue's N for the efficiency target: half the cores this process may run on, at least one."""
+    return max(1, len(os.sched_getaffinity(0)) // 2)
 
 
 def rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
@@ -32,6 +32,8 @@ def rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
     if s := report.get("submit"):
         out.append(("submit, inserts/s", f"{s['plain_per_second']:.0f} plain", f"{s['user_per_second']:.0f} as users",
                     f"{s['ratio']:.2f}", f">= {t['submit_ratio']} x plain", verdict(s["ratio"] >= t["submit_ratio"])))
+        out.append(("submit, request envelope alone", f"{s['plain_per_second']:.0f} plain",
+                    f"{s['envelope_per_second']:.0f}", f"{s['envelope_ratio']:.2f}", "", ""))
     target_n = scale_out_target_workers()
     for run in report.get("scale_out", []):
         n = run["workers"]
@@ -90,6 +92,9 @@ def table(report: dict[str, Any]) -> str:
     notes = [f"Assessment pipeline benchmark{' (--quick)' if report['quick'] else ''}: {m['cpus']} CPUs, "
              f"PostgreSQL {m['postgres']}, fsync={m['fsync']}, synchronous_commit={m['synchronous_commit']}", ""]
     notes += lines
+    if s := report.get("submit"):
+        costs = ", ".join(f"{name} {ms:.3f}" for name, ms in s["trigger_ms"].items())
+        notes.append(f"submit: one user's insert executes in {s['insert_execution_ms']:.3f} ms; triggers, ms: {costs}")
     for run in report.get("scale_out", []):
         per_job = run["cpu_ms_per_job"] + run["database_cpu_ms_per_job"] + run["fake_ai_cpu_ms_per_job"]
         notes.append(f"drain, {run['workers']} worker(s): {run['jobs']} jobs in {run['seconds']:.1f}s; machine busy "

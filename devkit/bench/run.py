@@ -92,6 +92,7 @@ class Bench:
         self.conn.execute("update private.settings set submissions_per_minute = null")
         self.conn.execute("drop table if exists bench_plain")
         self.conn.execute("create table bench_plain (like public.test_assessment including defaults including indexes)")
+        self.conn.execute("grant insert, select on bench_plain to authenticated")  # for pgbench.ENVELOPE_INSERT
         self.reset()
         return int(limit) if limit is not None else None
 

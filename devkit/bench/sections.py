@@ -6,6 +6,7 @@ Each returns a dict of figures and the method that produced them; docs/performan
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import subprocess
 import sys
@@ -25,32 +26,75 @@ SLOW_AI_CONCURRENCY = 128
 
 
 def submit(bench: Bench) -> dict[str, Any]:
-    """Users' inserts against plain inserts of the same rows, alternating rounds, pgbench driving both."""
+    """Users' inserts against plain inserts of the same rows, alternating rounds, pgbench driving both; the
+    request's envelope alone in between; what each trigger costs from EXPLAIN ANALYZE."""
     plan = bench.plan
-    note(f"submit: {plan.submit_rounds} rounds of {plan.submit_seconds:g}s plain inserts, then as users "
-         f"({CLIENTS} pgbench clients)")
-    plain: list[float] = []
-    users: list[float] = []
+    note(f"submit: {plan.submit_rounds} rounds of {plan.submit_seconds:g}s plain inserts, the request envelope "
+         f"alone, then as users ({CLIENTS} pgbench clients)")
+    rounds: list[dict[str, float]] = []
     variables = {"users": str(RUN_USERS)}
     for _ in range(plan.submit_rounds):
-        plain.append(pgbench.run(bench.url, pgbench.PLAIN_INSERT, clients=CLIENTS, seconds=plan.submit_seconds,
-                                 variables=variables).tps)
-        users.append(pgbench.run(bench.api_url, pgbench.USER_INSERT, clients=CLIENTS,
-                                 seconds=plan.submit_seconds, variables=variables).tps)
+        def rate(url: str, script: str) -> float:
+            return pgbench.run(url, script, clients=CLIENTS, seconds=plan.submit_seconds, variables=variables).tps
+
+        rounds.append({"plain_per_second": rate(bench.url, pgbench.PLAIN_INSERT),
+                       "envelope_per_second": rate(bench.api_url, pgbench.ENVELOPE_INSERT),
+                       "user_per_second": rate(bench.api_url, pgbench.USER_INSERT)})
         bench.reset()
-    ratios = [u / p for u, p in zip(users, plain, strict=True)]
+
+    def median(key: str) -> float:
+        values = sorted(r[key] for r in rounds)
+        return values[len(values) // 2]
+
+    def median_ratio(key: str) -> float:
+        values = sorted(r[key] / r["plain_per_second"] for r in rounds)
+        return values[len(values) // 2]
+
     return {
         "method": f"pgbench -M prepared, {CLIENTS} clients, {plan.submit_rounds} alternating rounds of "
         f"{plan.submit_seconds:g}s; users: begin + set local role authenticated + request.jwt.claims + insert "
         "... returning id + commit, logged in as authenticator (RLS, validation, guard and enqueue triggers, "
-        "foreign key; rate limit off); plain: autocommit insert of the same row into bench_plain (like "
-        "test_assessment including defaults and indexes; no triggers, foreign keys or RLS). ratio = median of "
-        "the rounds' users/plain",
-        "plain_per_second": sorted(plain)[len(plain) // 2],
-        "user_per_second": sorted(users)[len(users) // 2],
-        "rounds": [{"plain_per_second": p, "user_per_second": u} for p, u in zip(plain, users, strict=True)],
-        "ratio": sorted(ratios)[len(ratios) // 2],
+        "foreign key; rate limit off); envelope: the same request into bench_plain; plain: autocommit insert of "
+        "the same row into bench_plain (like test_assessment including defaults and indexes; no triggers, "
+        "foreign keys or RLS). ratios = medians of the rounds' ratios to plain. trigger_ms: EXPLAIN ANALYZE of "
+        f"{TRIGGER_SAMPLES} inserts as a user (rolled back), median per trigger",
+        "plain_per_second": median("plain_per_second"),
+        "envelope_per_second": median("envelope_per_second"),
+        "user_per_second": median("user_per_second"),
+        "rounds": rounds,
+        "ratio": median_ratio("user_per_second"),
+        "envelope_ratio": median_ratio("envelope_per_second"),
+        **trigger_costs(bench),
     }
+
+
+TRIGGER_SAMPLES = 50
+_TRIGGER_LINE = re.compile(r"^Trigger (?:for constraint )?(\S+)(?: on \S+)?: time=([\d.]+) calls=\d+$")
+
+
+def trigger_costs(bench: Bench) -> dict[str, Any]:
+    """Median execution time of one user's insert and of each trigger in it (EXPLAIN ANALYZE, rolled back)."""
+    executions: list[float] = []
+    triggers: dict[str, list[float]] = {}
+    user = bench.users[0]
+    with bench.conn.transaction(force_rollback=True):
+        bench.conn.execute("set local role authenticated")
+        bench.conn.execute("select set_config('request.jwt.claims', %s, true)",
+                           (f'{{"sub": "{user}", "role": "authenticated", "aud": "authenticated"}}',))
+        for n in range(TRIGGER_SAMPLES + 5):  # the first few plan and warm the caches
+            answers = pgbench.ANSWERS_SQL.replace(":n", str(n))
+            plan = [row[0] for row in bench.conn.execute(
+                "explain (analyze, costs off) insert into public.test_assessment (assessment_type, answers, context) "
+                f"values ('career', {answers}, {pgbench.CONTEXT_SQL}) returning id")]
+            if n < 5:
+                continue
+            for line in plan:
+                if line.startswith("Execution Time:"):
+                    executions.append(float(line.split()[2]))
+                elif match := _TRIGGER_LINE.match(line):
+                    triggers.setdefault(match.group(1), []).append(float(match.group(2)))
+    return {"insert_execution_ms": percentile(executions, 50),
+            "trigger_ms": {name: percentile(times, 50) for name, times in triggers.items()}}
 
 
 @contextlib.contextmanager

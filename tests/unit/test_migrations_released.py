@@ -40,6 +40,8 @@ RELEASED = {
         "b8b7f057aa7b877ef0418e122377459814f95760233a09f8f0dc9d914a9c19d8",
     "20261126110100_guard_with_one_lock_per_user.sql":
         "98cb5813aecd99ef37cc4766d0854b42426eab0f6dba133129fbdca5e8e06d77",
+    "20261126110200_create_queue_observer_role.sql":
+        "3a1771454b60b81279090cd66a06ff6a8d6c383962e78cc4cb681535f6d3ccdf",
 }
 
 
