@@ -1,4 +1,5 @@
-"""Processes the tests, the benchmark and `make run` start: the worker, the fake AI; and waiting for things.
+"""Processes the tests, the benchmark and `make run` start: the worker, the fake AI, Prometheus; and waiting
+for things.
 
 `WorkerProcess` runs `python -m worker run` exactly as it is deployed (its own process, settings from
 the environment, JSON logs to a file) with an ops port known in advance, so /ready and /metrics can be
@@ -7,8 +8,10 @@ read; its CPU time and memory come from /proc.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +22,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from devkit import REPO
 
@@ -67,11 +71,12 @@ def process_tree_cpu_seconds(root: int) -> float:
 
 
 class FakeAiProcess:
-    """`python -m devkit.fake_openai` in its own process; `url` is its OpenAI base URL."""
+    """`python -m devkit.fake_openai` in its own process; `url` is its OpenAI base URL. `port` 0 picks a free
+    one; give the port of a stopped one to bring "the same AI" back."""
 
-    def __init__(self, latency: float = 0.0, fail_rate: float = 0.0) -> None:
+    def __init__(self, latency: float = 0.0, fail_rate: float = 0.0, port: int = 0) -> None:
         self.process = subprocess.Popen(
-            [PYTHON, "-m", "devkit.fake_openai", "--port", "0", "--latency", str(latency),
+            [PYTHON, "-m", "devkit.fake_openai", "--port", str(port), "--latency", str(latency),
              "--fail-rate", str(fail_rate)],
             cwd=REPO, stdout=subprocess.PIPE, text=True,
         )
@@ -92,6 +97,46 @@ def fake_ai_process(latency: float = 0.0, fail_rate: float = 0.0) -> Iterator[st
         yield fake.url
     finally:
         fake.stop()
+
+
+class PrometheusProcess:
+    """A real Prometheus server (Debian's `prometheus`) on 127.0.0.1 with `config` (prometheus.yml text), its
+    data in `folder`; `api(path)` reads its HTTP API."""
+
+    def __init__(self, config: str, folder: Path) -> None:
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise FileNotFoundError("prometheus is missing: run scripts/install-system-packages")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "prometheus.yml").write_text(config)
+        self.port = free_port()
+        self.log_path = folder / "prometheus.log"
+        self._log_file = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            [binary, f"--config.file={folder / 'prometheus.yml'}", f"--storage.tsdb.path={folder / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}"],
+            cwd=folder, stdout=self._log_file, stderr=subprocess.STDOUT,
+        )
+        if not wait_until(self._ready, timeout=30, interval=0.1):
+            self.stop()
+            raise RuntimeError(f"prometheus did not become ready; see {self.log_path}")
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def api(self, path: str) -> Any:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v1/{path}", timeout=5) as response:
+            return json.loads(response.read())["data"]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        self._log_file.close()
 
 
 class WorkerExited(Exception):

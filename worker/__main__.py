@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dotenv import load_dotenv
 
 from worker import logs
-from worker.ai import Recommender
+from worker.ai import Prices, Recommender
 from worker.config import Settings, load_settings
 from worker.consumer import Consumer
 from worker.db import Database
@@ -51,6 +51,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         model=settings.openai_model,
         deadline_seconds=settings.ai_deadline_seconds,
         max_connections=settings.concurrency,
+        prices=Prices(settings.ai_price_prompt_per_1k_tokens_usd, settings.ai_price_completion_per_1k_tokens_usd),
     )
     consumer = Consumer(settings, db, recommender)
     ops = OpsServer(routes(alive=lambda: consumer.running, not_ready_reason=consumer.health.not_ready_reason))

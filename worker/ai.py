@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from worker.backoff import backoff
 from worker.exceptions import AiUnavailable
-from worker.metrics import AI_CALL_SECONDS, AI_RETRIES, AI_TOKENS
+from worker.metrics import AI_CALL_SECONDS, AI_COST_USD, AI_RETRIES, AI_TOKENS
 from worker.models import RecommendationSet
 from worker.prompt import Prompt
 
@@ -57,6 +57,9 @@ REASONS = frozenset({
     "not_configured", "timeout", "rate_limited", "server_error", "connection_error", "client_error",
     "refusal", "invalid_json", "invalid_output", "length",
 })
+
+for _reason in REASONS:  # present from the start, so rate() and increase() see the first one
+    AI_RETRIES.labels(_reason)
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 BACKOFF_BASE_SECONDS = 0.5
@@ -203,10 +206,21 @@ class _Answer:
     model: str | None
 
 
-class _Tokens:
-    """Token usage summed over attempts (every answered attempt is billed, even one we reject)."""
+@dataclass(frozen=True)
+class Prices:
+    """US dollars per 1,000 tokens, for the cost estimate (assessment_ai_cost_usd_total)."""
 
-    def __init__(self) -> None:
+    prompt_per_1k: float = 0.0
+    completion_per_1k: float = 0.0
+
+
+class _Tokens:
+    """Token usage summed over attempts (every answered attempt is billed, even one we reject), counted in
+    the metrics under the model asked for: the name a server answers with is not ours to make a label of."""
+
+    def __init__(self, model: str, prices: Prices) -> None:
+        self.model = model
+        self.prices = prices
         self.prompt: int | None = None
         self.completion: int | None = None
 
@@ -216,10 +230,12 @@ class _Tokens:
         prompt, completion = token_count(usage.get("prompt_tokens")), token_count(usage.get("completion_tokens"))
         if prompt is not None:
             self.prompt = min(MAX_TOKENS, (self.prompt or 0) + prompt)
-            AI_TOKENS.labels("prompt").inc(prompt)
+            AI_TOKENS.labels(self.model, "prompt").inc(prompt)
+            AI_COST_USD.labels(self.model).inc(prompt * self.prices.prompt_per_1k / 1000)
         if completion is not None:
             self.completion = min(MAX_TOKENS, (self.completion or 0) + completion)
-            AI_TOKENS.labels("completion").inc(completion)
+            AI_TOKENS.labels(self.model, "completion").inc(completion)
+            AI_COST_USD.labels(self.model).inc(completion * self.prices.completion_per_1k / 1000)
 
 
 class Recommender:
@@ -234,6 +250,7 @@ class Recommender:
         deadline_seconds: float = 25.0,
         max_attempts: int = 4,
         max_connections: int = 100,
+        prices: Prices | None = None,
         rng: random.Random | None = None,
     ) -> None:
         if deadline_seconds <= 0 or max_attempts < 1 or max_connections < 1:
@@ -242,6 +259,10 @@ class Recommender:
                 f"{deadline_seconds!r}, {max_attempts!r}, {max_connections!r}."
             )
         self.model = model
+        self.prices = prices or Prices()
+        for kind in ("prompt", "completion"):  # present from the start, so rate() sees the first call
+            AI_TOKENS.labels(model, kind)
+        AI_COST_USD.labels(model)
         self.deadline_seconds = deadline_seconds
         self.max_attempts = max_attempts
         self.max_connections = max_connections
@@ -292,7 +313,7 @@ class Recommender:
         deadline_at = loop.time() + self.deadline_seconds
         body = json.dumps({"model": self.model, "messages": prompt.messages(), "response_format": RESPONSE_FORMAT},
                           ensure_ascii=False).encode()
-        tokens = _Tokens()
+        tokens = _Tokens(self.model, self.prices)
         attempt = 0
         output_retries = 0
         try:

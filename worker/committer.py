@@ -18,6 +18,7 @@ import psycopg
 from worker.backoff import backoff
 from worker.db import Database
 from worker.exceptions import DatabaseUnavailable
+from worker.metrics import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class Committer:
             try:
                 results = await self.db.complete_jobs([job for job, _ in batch])
             except DatabaseUnavailable as exc:
+                DATABASE_ERRORS.labels("commit").inc()
                 failures += 1
                 delay = backoff(failures, base=0.25, cap=4.0)
                 if time.monotonic() + delay > deadline:

@@ -22,6 +22,10 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "poll_interval_seconds": ("WORKER_POLL_INTERVAL_SECONDS", "Set seconds between polls, 0.05-60."),
     "max_attempts": ("WORKER_MAX_ATTEMPTS", "Set how many deliveries a job gets before it is dead-lettered, 1-100."),
     "ai_deadline_seconds": ("AI_DEADLINE_SECONDS", "Set the deadline of the whole AI step in seconds, 0.1-300."),
+    "ai_price_prompt_per_1k_tokens_usd": ("AI_PRICE_PROMPT_PER_1K_TOKENS_USD", "Set your model's price for 1,000 "
+                                          "prompt (input) tokens in US dollars, e.g. 0.00015."),
+    "ai_price_completion_per_1k_tokens_usd": ("AI_PRICE_COMPLETION_PER_1K_TOKENS_USD", "Set your model's price for "
+                                              "1,000 completion (output) tokens in US dollars, e.g. 0.0006."),
     "cache_ttl_seconds": ("CACHE_TTL_SECONDS", "Set seconds to reuse AI results (0 turns the cache off)."),
     "shutdown_grace_seconds": ("WORKER_SHUTDOWN_GRACE_SECONDS", "Set seconds to finish jobs on SIGTERM, 0-600."),
     "ops_host": ("WORKER_OPS_HOST", "Set the address the ops server listens on, e.g. 127.0.0.1 or 0.0.0.0."),
@@ -44,6 +48,10 @@ class Settings(BaseModel):
     poll_interval_seconds: Annotated[float, Field(ge=0.05, le=60)] = 2.0
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 5
     ai_deadline_seconds: Annotated[float, Field(ge=0.1, le=300)] = 25.0
+    # OpenAI's list prices for the default model, gpt-4o-mini ($0.15 and $0.60 per million tokens); set
+    # yours with OPENAI_MODEL. They only feed the cost estimate (assessment_ai_cost_usd_total).
+    ai_price_prompt_per_1k_tokens_usd: Annotated[float, Field(ge=0)] = 0.00015
+    ai_price_completion_per_1k_tokens_usd: Annotated[float, Field(ge=0)] = 0.0006
     cache_ttl_seconds: Annotated[float, Field(ge=0)] = 86400.0
     shutdown_grace_seconds: Annotated[float, Field(ge=0, le=600)] = 20.0
     ops_host: str = "127.0.0.1"

@@ -32,7 +32,7 @@ from worker.intake import Intake, Job
 from worker.leases import keep_leases
 from worker.listener import Listener
 from worker.logs import current_assessment
-from worker.metrics import IN_FLIGHT, JOB_ERRORS, JOB_SECONDS, JOBS, QUEUE_WAIT_SECONDS
+from worker.metrics import DATABASE_ERRORS, IN_FLIGHT, JOB_ERRORS, JOB_SECONDS, JOBS, QUEUE_WAIT_SECONDS
 from worker.models import Outcome
 from worker.pipeline import Recommends, fallback_outcome, produce_outcome
 
@@ -96,6 +96,7 @@ class Consumer:
         try:
             await self.db.release_leases(unfinished)
         except (DatabaseUnavailable, psycopg.Error):
+            DATABASE_ERRORS.labels("release_leases").inc()
             log.warning("could not release leases; jobs return when their lease ends",
                         extra={"msg_ids": unfinished})
         for task in pending:
@@ -123,6 +124,8 @@ class Consumer:
                 failures += 1
                 delay = backoff(failures, base=0.5, cap=10.0)
                 expected = isinstance(exc, DatabaseUnavailable | psycopg.Error)
+                if expected:
+                    DATABASE_ERRORS.labels("take").inc()
                 (log.warning if expected else log.exception)(
                     "cannot read or start jobs; retrying", extra={"error": str(exc), "retry_in_seconds": delay})
                 await _wait_any(self.wake, stop, timeout=delay)  # a reconnected LISTEN cuts it short

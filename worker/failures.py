@@ -18,7 +18,7 @@ import psycopg
 from worker.backoff import backoff
 from worker.db import Database, Message
 from worker.exceptions import DatabaseUnavailable
-from worker.metrics import JOBS
+from worker.metrics import DATABASE_ERRORS, JOBS
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ async def dead_letter(db: Database, message: Message, assessment_id: UUID | None
     try:
         await db.dead_letter(message, assessment_id, reason, GAVE_UP)
     except (DatabaseUnavailable, psycopg.Error) as exc:
+        DATABASE_ERRORS.labels("dead_letter").inc()
         log.warning("could not dead-letter the job; it returns when its lease ends",
                     extra={"reason": reason, "msg_id": message.msg_id, "error": str(exc)})
         return
@@ -59,5 +60,6 @@ async def fail_attempt(
     try:
         await db.record_failure(message.msg_id, assessment_id, RETRYING, retry_delay_seconds(attempt))
     except (DatabaseUnavailable, psycopg.Error) as exc:
+        DATABASE_ERRORS.labels("record_failure").inc()
         log.warning("could not record the failure; the job returns when its lease ends",
                     extra={"error": str(exc)})

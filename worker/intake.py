@@ -23,7 +23,7 @@ from worker.db import Database, Message
 from worker.events import AssessmentSubmitted
 from worker.exceptions import DatabaseUnavailable
 from worker.failures import dead_letter, fail_attempt
-from worker.metrics import JOBS
+from worker.metrics import DATABASE_ERRORS, JOBS
 from worker.models import Assessment
 from worker.prompt import Prompt, build_prompt
 
@@ -105,6 +105,7 @@ class Intake:
             try:
                 await self.db.acknowledge(done)
             except (DatabaseUnavailable, psycopg.Error) as exc:
+                DATABASE_ERRORS.labels("acknowledge").inc()
                 log.warning("could not acknowledge finished jobs; they return when their lease ends",
                             extra={"msg_ids": done, "error": str(exc)})
         cached: dict[str, dict[str, Any]] = {}
@@ -112,6 +113,7 @@ class Intake:
             try:
                 cached = await self.db.find_cached([key for *_, key in prepared], self.settings.cache_ttl_seconds)
             except (DatabaseUnavailable, psycopg.Error) as exc:
+                DATABASE_ERRORS.labels("cache_lookup").inc()
                 log.warning("cache lookup failed; asking the AI", extra={"jobs": len(prepared), "error": str(exc)})
         jobs = [Job(message, event, assessment, prompt, key, cached.get(key))
                 for message, event, assessment, prompt, key in prepared]

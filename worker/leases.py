@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Collection
 
 from worker.db import Database
+from worker.metrics import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -26,4 +27,5 @@ async def keep_leases(db: Database, lease_seconds: int, in_flight: Callable[[], 
         try:
             await db.extend_leases(msg_ids, lease_seconds)
         except Exception as exc:  # keep extending: the next round may succeed
+            DATABASE_ERRORS.labels("extend_leases").inc()
             log.warning("could not extend leases", extra={"jobs": len(msg_ids), "error": str(exc)})

@@ -11,6 +11,7 @@ import logging
 
 from worker.backoff import backoff
 from worker.db import listen
+from worker.metrics import LISTEN_CONNECTED
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ class Listener:
                 conn = await listen(self.database_url)
                 async with conn:
                     self.connected = True
+                    LISTEN_CONNECTED.set(1)
                     failures = 0
                     self.wake.set()  # anything enqueued while we were not listening
                     async for _ in conn.notifies():
@@ -40,4 +42,5 @@ class Listener:
                             extra={"error": str(exc), "retry_in_seconds": backoff(failures, base=0.25, cap=10.0)})
             finally:
                 self.connected = False
+                LISTEN_CONNECTED.set(0)
             await asyncio.sleep(backoff(max(failures, 1), base=0.25, cap=10.0))

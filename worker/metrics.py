@@ -12,6 +12,11 @@ JOBS = Counter(
     ["outcome", "source"],
     registry=REGISTRY,
 )
+# Present from the start, so rate() and increase() see the first job of each kind.
+for _outcome, _sources in (("completed", ("ai", "cache", "fallback")), ("failed", ("none",)),
+                           ("skipped", ("ai", "cache", "fallback", "none"))):
+    for _source in _sources:
+        JOBS.labels(_outcome, _source)
 FALLBACKS = Counter(
     "assessment_fallbacks_total", "Fallback recommendations, by reason.", ["reason"], registry=REGISTRY
 )
@@ -38,7 +43,12 @@ JOB_SECONDS = Histogram(
     registry=REGISTRY,
 )
 AI_TOKENS = Counter(
-    "assessment_ai_tokens_total", "Tokens used by the AI, by kind (prompt, completion).", ["kind"],
+    "assessment_ai_tokens_total", "Tokens the AI billed, by the model asked for (OPENAI_MODEL) and kind (prompt, "
+    "completion).", ["model", "kind"], registry=REGISTRY,
+)
+AI_COST_USD = Counter(
+    "assessment_ai_cost_usd_total", "Estimated AI spend in US dollars: tokens times the configured prices "
+    "(AI_PRICE_PROMPT_PER_1K_TOKENS_USD, AI_PRICE_COMPLETION_PER_1K_TOKENS_USD), by model.", ["model"],
     registry=REGISTRY,
 )
 AI_RETRIES = Counter(
@@ -53,6 +63,20 @@ QUEUE_OLDEST_AGE_SECONDS = Gauge(
     "assessment_queue_oldest_message_age_seconds", "Age of the oldest message in a queue.", ["queue"],
     registry=REGISTRY,
 )
+LISTEN_CONNECTED = Gauge(
+    "assessment_worker_listen_connected", "1 while the LISTEN connection is up (notifications wake the worker at "
+    "once; without it, jobs wait for the next poll).", registry=REGISTRY,
+)
+# What the worker retries when the database refuses or is away; each is also logged.
+DATABASE_OPERATIONS = ("take", "commit", "extend_leases", "release_leases", "acknowledge", "cache_lookup",
+                       "record_failure", "dead_letter")
+DATABASE_ERRORS = Counter(
+    "assessment_database_errors_total", "Database statements that failed and were left to a retry or a lease, "
+    f"by operation ({', '.join(DATABASE_OPERATIONS)}); commit is retried in place.", ["operation"],
+    registry=REGISTRY,
+)
+for _operation in DATABASE_OPERATIONS:  # present from the start, so rate() and increase() see the first one
+    DATABASE_ERRORS.labels(_operation)
 READY = Gauge(
     "assessment_worker_ready", "1 when the last readiness check (/ready, and every queue-metrics refresh) passed.",
     registry=REGISTRY,

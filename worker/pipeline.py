@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from worker.ai import AiResult
+from worker.ai import REASONS, AiResult
 from worker.exceptions import AiUnavailable
 from worker.fallback import FALLBACK_VERSION, fallback_recommendations
 from worker.metrics import FALLBACKS
@@ -20,6 +20,10 @@ from worker.models import Assessment, Outcome, RecommendationSet
 from worker.prompt import Prompt
 
 log = logging.getLogger(__name__)
+
+
+for _reason in REASONS:  # present from the start, so rate() and increase() see the first one
+    FALLBACKS.labels(_reason)
 
 
 class Recommends(Protocol):

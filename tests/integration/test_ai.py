@@ -24,6 +24,7 @@ from tests.factories import assessment
 from worker.ai import (
     RESPONSE_SCHEMA,
     AiResult,
+    Prices,
     Recommender,
 )
 from worker.exceptions import AiUnavailable
@@ -75,16 +76,19 @@ async def _fails(call: Awaitable[AiResult]) -> tuple[AiUnavailable, float]:
 async def test_ai_success_returns_validated_recommendations_and_tokens(
     fake: FakeOpenAI, make: MakeRecommender
 ) -> None:
-    prompt_tokens_before = _sample("assessment_ai_tokens_total", {"kind": "prompt"})
+    tokens = {"model": "fake-model", "kind": "prompt"}
+    prompt_tokens_before = _sample("assessment_ai_tokens_total", tokens)
+    cost_before = _sample("assessment_ai_cost_usd_total", {"model": "fake-model"})
     ok_before = _sample("assessment_ai_call_seconds_count", {"result": "ok"})
-    result = await make().recommend(PROMPT)
+    result = await make(prices=Prices(prompt_per_1k=0.5, completion_per_1k=2.0)).recommend(PROMPT)
     assert result.attempts == 1 and result.model == "fake-model"
     assert result.prompt_tokens is not None and result.prompt_tokens > 0
     assert result.completion_tokens is not None and result.completion_tokens > 0
     assert "2 messages" in result.recommendations.summary
     assert [r.priority for r in result.recommendations.recommendations] == [1, 3]
-    prompt_tokens_after = _sample("assessment_ai_tokens_total", {"kind": "prompt"})
-    assert prompt_tokens_after == prompt_tokens_before + result.prompt_tokens
+    assert _sample("assessment_ai_tokens_total", tokens) == prompt_tokens_before + result.prompt_tokens
+    cost = (result.prompt_tokens * 0.5 + result.completion_tokens * 2.0) / 1000
+    assert _sample("assessment_ai_cost_usd_total", {"model": "fake-model"}) == pytest.approx(cost_before + cost)
     assert _sample("assessment_ai_call_seconds_count", {"result": "ok"}) == ok_before + 1
 
 

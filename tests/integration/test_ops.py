@@ -92,7 +92,9 @@ async def test_ops_health_ready_and_metrics_answer(admin: psycopg.Connection, da
     assert 'assessment_jobs_total{outcome="completed",source="ai"}' in text
     for name in ("assessment_queue_wait_seconds_bucket", "assessment_ai_call_seconds_bucket",
                  "assessment_job_seconds_bucket", "assessment_ai_tokens_total", "assessment_jobs_in_flight",
-                 "assessment_queue_depth", "assessment_queue_oldest_message_age_seconds", "assessment_worker_ready"):
+                 "assessment_queue_depth", "assessment_queue_oldest_message_age_seconds", "assessment_worker_ready",
+                 "assessment_ai_cost_usd_total", "assessment_worker_listen_connected",
+                 'assessment_database_errors_total{operation="commit"}'):
         assert name in text, name
 
 

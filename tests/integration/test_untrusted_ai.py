@@ -75,11 +75,12 @@ async def test_a_hostile_model_name_is_cleaned_and_bounded(fake: FakeOpenAI, rec
 async def test_usage_outside_the_columns_range_is_dropped_not_raised(
     fake: FakeOpenAI, recommender: Recommender, usage: Any
 ) -> None:
-    before = REGISTRY.get_sample_value("assessment_ai_tokens_total", {"kind": "completion"}) or 0.0
+    labels = {"model": "fake-model", "kind": "completion"}
+    before = REGISTRY.get_sample_value("assessment_ai_tokens_total", labels) or 0.0
     fake.script(completion(usage=usage))
     result = await recommender.recommend(PROMPT)
     assert (result.prompt_tokens, result.completion_tokens) == (None, None)
-    assert (REGISTRY.get_sample_value("assessment_ai_tokens_total", {"kind": "completion"}) or 0.0) == before
+    assert (REGISTRY.get_sample_value("assessment_ai_tokens_total", labels) or 0.0) == before
 
 
 @pytest.mark.parametrize(("answer", "reason"), [

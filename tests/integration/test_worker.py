@@ -25,6 +25,7 @@ from tests.worker_support import (
 from worker.db import Database
 from worker.failures import GAVE_UP
 from worker.intake import Intake
+from worker.metrics import REGISTRY
 
 pytestmark = pytest.mark.usefixtures("empty_queues")
 
@@ -258,11 +259,14 @@ async def test_worker_listen_reconnects_after_its_connection_is_terminated(
 ) -> None:
     settings = settings_for(database_url, poll_interval_seconds=30)  # only NOTIFY can wake it in time
     async with running_worker(settings, recommender_for(settings, ai.base_url)) as consumer:
-        assert await eventually(lambda: consumer.listening, timeout=5)
+        def gauge() -> float | None:
+            return REGISTRY.get_sample_value("assessment_worker_listen_connected")
+
+        assert await eventually(lambda: consumer.listening and gauge() == 1, timeout=5)
         admin.execute("select pg_terminate_backend(pid) from pg_stat_activity "
                       "where usename = 'assessment_worker' and query ilike 'listen%%'")
-        assert await eventually(lambda: not consumer.listening, timeout=5)
-        assert await eventually(lambda: consumer.listening, timeout=10)
+        assert await eventually(lambda: not consumer.listening and gauge() == 0, timeout=5)
+        assert await eventually(lambda: consumer.listening and gauge() == 1, timeout=10)
         ids = submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(14)}])
         await wait_for_status(database_url, ids, timeout=5)
 

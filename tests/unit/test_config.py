@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from worker.config import load_settings
+from worker.config import ENVIRONMENT, load_settings
 from worker.exceptions import ConfigError
 
 URL = "postgresql://assessment_worker@127.0.0.1:54329/postgres"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_settings_defaults_when_only_database_url_is_set() -> None:
@@ -25,12 +28,15 @@ def test_settings_read_every_variable() -> None:
         "OPENAI_MODEL": "m", "WORKER_CONCURRENCY": "128", "WORKER_LEASE_SECONDS": "30",
         "WORKER_POLL_INTERVAL_SECONDS": "0.5", "WORKER_MAX_ATTEMPTS": "3", "AI_DEADLINE_SECONDS": "5",
         "CACHE_TTL_SECONDS": "0", "WORKER_SHUTDOWN_GRACE_SECONDS": "1", "WORKER_OPS_HOST": "0.0.0.0",
-        "WORKER_OPS_PORT": "0", "LOG_LEVEL": "debug",
+        "WORKER_OPS_PORT": "0", "LOG_LEVEL": "debug", "AI_PRICE_PROMPT_PER_1K_TOKENS_USD": "0.0025",
+        "AI_PRICE_COMPLETION_PER_1K_TOKENS_USD": "0.01",
     })
     assert settings.openai_api_key is not None and settings.openai_api_key.get_secret_value() == "sk-test"
     assert (settings.concurrency, settings.lease_seconds, settings.max_attempts) == (128, 30, 3)
     assert settings.poll_interval_seconds == 0.5 and settings.cache_ttl_seconds == 0
     assert settings.log_level == "DEBUG" and settings.ops_port == 0
+    prices = (settings.ai_price_prompt_per_1k_tokens_usd, settings.ai_price_completion_per_1k_tokens_usd)
+    assert prices == (0.0025, 0.01)
 
 
 def test_settings_empty_values_count_as_unset() -> None:
@@ -60,3 +66,19 @@ def test_settings_secret_is_not_shown_in_repr() -> None:
 
 def test_settings_overrides_win_over_environment() -> None:
     assert load_settings({"DATABASE_URL": URL, "WORKER_CONCURRENCY": "4"}, concurrency=64).concurrency == 64
+
+
+def test_every_setting_is_documented_in_env_example_with_its_default() -> None:
+    """.env.example is where an operator learns the settings: each one, with a value that is the default."""
+    example = {}
+    for line in (REPO / ".env.example").read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            name, value = line.split("=", 1)
+            example[name.strip()] = value.strip()
+    variables = {variable for variable, _ in ENVIRONMENT.values()}
+    assert variables <= set(example), f"not in .env.example: {sorted(variables - set(example))}"
+    defaults = load_settings({"DATABASE_URL": URL})
+    for field, (variable, _) in ENVIRONMENT.items():
+        if example[variable] and field not in ("database_url", "openai_api_key"):
+            assert str(getattr(defaults, field)) == str(load_settings(
+                {"DATABASE_URL": URL, variable: example[variable]}).model_dump()[field]), variable
