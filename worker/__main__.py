@@ -44,7 +44,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
-    db = await Database.open(settings.database_url, size=min(settings.concurrency, 10) + 2)
+    db = await Database.open(settings.database_url)
     recommender = Recommender(
         api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
         base_url=settings.openai_base_url,

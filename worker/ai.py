@@ -39,7 +39,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -58,7 +58,10 @@ REASONS = frozenset({
     "refusal", "invalid_json", "invalid_output", "length",
 })
 
-for _reason in REASONS:  # present from the start, so rate() and increase() see the first one
+# The reasons an attempt is retried for (the others end the step at once); present from the start, so
+# rate() and increase() see the first one.
+RETRIED_REASONS = ("timeout", "rate_limited", "server_error", "connection_error", "invalid_json", "invalid_output")
+for _reason in RETRIED_REASONS:
     AI_RETRIES.labels(_reason)
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -398,7 +401,7 @@ class Recommender:
 @dataclass(frozen=True)
 class Proxy:
     url: str  # without credentials
-    headers: dict[str, str]  # Proxy-Authorization when the proxy's URL carries credentials
+    headers: dict[str, str] = field(repr=False)  # Proxy-Authorization when the proxy's URL carries credentials
 
 
 def proxy_for(url: str) -> Proxy | None:

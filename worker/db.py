@@ -67,7 +67,12 @@ async def translate_errors() -> AsyncIterator[None]:
         raise DatabaseUnavailable(f"database unreachable: {exc}") from exc
 
 
-PROGRESS_POOL_SIZE = 3  # intake is one loop, plus the lease keeper and acknowledgements
+# Connections per worker, whatever WORKER_CONCURRENCY is: jobs wait for the AI, not for the database. The
+# durable pool serves the committer (one batch at a time), the readiness check and the rare failure
+# records; the progress pool the intake loop and the lease keeper; plus one LISTEN connection: 8 in all,
+# inside the 15 clients Supavisor's session mode allows a role on the smallest computes.
+POOL_SIZE = 4
+PROGRESS_POOL_SIZE = 3
 # A connection idle longer than this is checked (an empty query) before use: after a database restart it
 # would fail its first statement. A busy connection is not: the check would add a round trip to every
 # statement of every job.
@@ -119,7 +124,7 @@ class Database:
         self.progress = progress
 
     @classmethod
-    async def open(cls, url: str, size: int, timeout: float = 10.0) -> Database:
+    async def open(cls, url: str, size: int = POOL_SIZE, timeout: float = 10.0) -> Database:
         pool = _pool(url, size, timeout)
         progress = _pool(url, PROGRESS_POOL_SIZE, timeout, configure=_asynchronous_commit)
         await pool.open(wait=False)

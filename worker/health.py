@@ -66,6 +66,10 @@ class Health:
             await asyncio.sleep(REFRESH_SECONDS)
 
     def _set(self, reason: str | None, error: Exception | None) -> None:
+        if reason is not None:
+            # No figure rather than an old one: max() over the replicas then shows what the others see.
+            QUEUE_DEPTH.clear()
+            QUEUE_OLDEST_AGE_SECONDS.clear()
         if reason is not None and reason != self._reason:
             log.warning("worker not ready: %s", reason, extra={"error": str(error) if error else None})
         self._reason = reason

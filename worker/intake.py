@@ -83,7 +83,6 @@ class Intake:
                 why = "assessment deleted" if row is None else f"assessment already {row['status']}"
                 log.info("acknowledging without processing: %s (or finished by another worker just now)", why,
                          extra={"assessment_id": str(event.assessment_id), "msg_id": message.msg_id})
-                JOBS.labels("skipped", "none").inc()
                 done.append(message.msg_id)
                 continue
             if row["attempts"] > self.settings.max_attempts:
@@ -104,6 +103,7 @@ class Intake:
         if done:
             try:
                 await self.db.acknowledge(done)
+                JOBS.labels("skipped", "none").inc(len(done))  # counted once: an unacknowledged one returns
             except (DatabaseUnavailable, psycopg.Error) as exc:
                 DATABASE_ERRORS.labels("acknowledge").inc()
                 log.warning("could not acknowledge finished jobs; they return when their lease ends",

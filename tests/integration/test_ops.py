@@ -19,6 +19,7 @@ from worker import health as health_module
 from worker import ops
 from worker.db import Database
 from worker.health import Health
+from worker.metrics import QUEUE_DEPTH, QUEUE_OLDEST_AGE_SECONDS, REGISTRY
 from worker.ops import Answer, OpsServer, routes
 
 pytestmark = pytest.mark.usefixtures("empty_queues")
@@ -247,3 +248,15 @@ async def test_ops_a_large_answer_arrives_whole_at_a_slow_reader(server: tuple[O
     writer.close()
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200") and len(body) == 8 * 1024 * 1024
+
+
+async def test_a_failed_check_withdraws_the_queue_figures_instead_of_keeping_old_ones(unreachable: Database) -> None:
+    """A replica that lost the database must not keep reporting the depth it saw last: the alerts take the
+    max over replicas and would page on a queue the others have drained."""
+    QUEUE_DEPTH.labels("assessment_submitted").set(400)
+    QUEUE_OLDEST_AGE_SECONDS.labels("assessment_submitted").set(400)
+    await Health(unreachable).check()
+    assert REGISTRY.get_sample_value("assessment_queue_depth", {"queue": "assessment_submitted"}) is None
+    assert REGISTRY.get_sample_value("assessment_queue_oldest_message_age_seconds",
+                                     {"queue": "assessment_submitted"}) is None
+    assert REGISTRY.get_sample_value("assessment_worker_ready") == 0

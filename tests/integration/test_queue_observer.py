@@ -16,7 +16,7 @@ from devkit.samples import answers, submit
 
 REPO = Path(__file__).resolve().parents[2]
 # The query deploy/kubernetes/keda.yaml gives KEDA's PostgreSQL scaler (one numeric column, never NULL).
-KEDA_QUERY = "select queue_length from pgmq.metrics('assessment_submitted')"
+KEDA_QUERY = "select private.assessment_queue_length()"
 
 pytestmark = pytest.mark.usefixtures("empty_queues")
 
@@ -55,6 +55,10 @@ def test_the_autoscalers_query_counts_waiting_and_leased_jobs(
     "update pgmq.q_assessment_submitted set vt = now()",
     "select * from pgmq.a_assessment_submitted",
     "select * from private.settings",
+    "select message from pgmq.q_assessment_submitted",
+    "select message from pgmq.q_assessment_submitted_dlq",
+    "select * from pgmq.metrics('assessment_submitted')",
+    "select private.recommendations_are_valid('[]')",
 ])
 def test_queue_observer_can_do_nothing_else(observer: psycopg.Connection[Any], attack: str) -> None:
     with pytest.raises(psycopg.errors.InsufficientPrivilege):

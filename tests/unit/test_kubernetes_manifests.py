@@ -114,6 +114,8 @@ def test_the_container_sets_only_settings_the_worker_reads_and_they_are_valid() 
     assert port == {"name": "ops", "containerPort": settings.ops_port}
     grace = _one("Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
     assert grace > settings.shutdown_grace_seconds, "jobs in flight need their grace period before SIGKILL"
+    assert settings.shutdown_grace_seconds > settings.ai_deadline_seconds, \
+        "a scale-down must let the AI calls in flight finish, or they are asked (and paid) twice"
 
 
 def test_the_pod_runs_as_the_images_user_and_probes_as_its_healthcheck() -> None:

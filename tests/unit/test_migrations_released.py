@@ -42,6 +42,8 @@ RELEASED = {
         "98cb5813aecd99ef37cc4766d0854b42426eab0f6dba133129fbdca5e8e06d77",
     "20261126110200_create_queue_observer_role.sql":
         "3a1771454b60b81279090cd66a06ff6a8d6c383962e78cc4cb681535f6d3ccdf",
+    "20261126120000_queue_observer_reads_only_the_depth.sql":
+        "f1b7dfa015b813c0ef83f685462a8db0802dc366ef00c671e4f8f2d2d3b2fc78",
 }
 
 

@@ -19,17 +19,17 @@
 -- Returns every leased message with well_formed, and with its assessment when it names one that exists
 -- and was started by this statement or is completed or failed (an assessment that is processing
 -- elsewhere comes back only if started here).
-with leased as (
+with visible as materialized (  -- run once: a re-run of SKIP LOCKED could pick further rows
+  select msg_id
+  from pgmq.q_assessment_submitted
+  where vt <= clock_timestamp()
+  order by msg_id
+  limit %(qty)s
+  for update skip locked
+), leased as (
   update pgmq.q_assessment_submitted q
   set vt = clock_timestamp() + make_interval(secs => %(vt)s), read_ct = q.read_ct + 1
-  from (
-    select msg_id
-    from pgmq.q_assessment_submitted
-    where vt <= clock_timestamp()
-    order by msg_id
-    limit %(qty)s
-    for update skip locked
-  ) visible
+  from visible
   where q.msg_id = visible.msg_id
   returning q.msg_id, q.read_ct, q.enqueued_at, q.message
 ), named as (
