@@ -52,6 +52,17 @@ class Message:
 
 
 @dataclass(frozen=True)
+class Leased:
+    """A message take_jobs leased: whether it is well formed, whether the assessment it names is held by
+    another transaction (busy), and the assessment's row if take_jobs started it or it is finished."""
+
+    message: Message
+    well_formed: bool
+    busy: bool
+    assessment: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
 class QueueMetrics:
     queue_name: str
     length: int
@@ -144,13 +155,14 @@ class Database:
             return rows  # type: ignore[return-value]
 
     async def take_jobs(self, qty: int, lease_seconds: int, max_reads: int, in_flight: Collection[int]
-                        ) -> list[tuple[Message, bool, dict[str, Any] | None]]:
+                        ) -> list[Leased]:
         """Lease up to `qty` messages and start the assessments they name (worker/sql/queries.sql:
-        take_jobs); each message with whether it is well formed and its assessment's row, if any."""
+        take_jobs)."""
         rows = await self._fetch("take_jobs", {"qty": qty, "vt": lease_seconds, "max_reads": max_reads,
                                                "in_flight": list(in_flight)}, durable=False)
-        return [(Message(r["msg_id"], r["read_ct"], r["enqueued_at"], r["message"]), r["well_formed"],
-                 None if r["id"] is None else {key: r[key] for key in ASSESSMENT_COLUMNS}) for r in rows]
+        return [Leased(Message(r["msg_id"], r["read_ct"], r["enqueued_at"], r["message"]), r["well_formed"],
+                       r["busy"], None if r["id"] is None else {key: r[key] for key in ASSESSMENT_COLUMNS})
+                for r in rows]
 
     async def extend_leases(self, msg_ids: Sequence[int], lease_seconds: int) -> None:
         await self._fetch("set_leases", {"msg_ids": list(msg_ids), "vt": lease_seconds}, durable=False)

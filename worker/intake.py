@@ -2,10 +2,11 @@
 
 Reading and starting are one statement (worker/sql/queries.sql: take_jobs). Then, per message, in order:
 one this worker already holds (its lease ran out while the database was away) is left alone; one that is
-not a valid `assessment_submitted` event is dead-lettered and changes no assessment; one delivered too
-often without ever starting is dead-lettered and fails its assessment; one whose assessment is gone or
-finished is acknowledged; one whose attempts are used up is dead-lettered. The rest get their prompt and
-cache key, and the cached AI results for the whole batch are looked up in one query.
+not a valid `assessment_submitted` event is dead-lettered and changes no assessment (unless take_jobs
+started one for it: that one fails); one delivered too often without ever starting is dead-lettered and
+fails its assessment; one whose assessment another transaction holds stays leased; one whose assessment
+is gone or finished is acknowledged; one whose attempts are used up is dead-lettered. The rest get their
+prompt and cache key, and the cached AI results for the whole batch are looked up in one query.
 """
 
 from __future__ import annotations
@@ -61,23 +62,33 @@ class Intake:
         taken = await self.db.take_jobs(min(free, MAX_BATCH), self.settings.lease_seconds, max_reads, in_flight)
         done: list[int] = []
         prepared: list[tuple[Message, AssessmentSubmitted, Assessment, Prompt, str]] = []
-        for message, well_formed, row in taken:
+        for leased in taken:
+            message, row = leased.message, leased.assessment
             if message.msg_id in in_flight:
                 continue  # its lease ran out while we still work on it (database was away); keep going
             try:
                 event = AssessmentSubmitted.model_validate(message.body)
-                if not well_formed:
+                if not leased.well_formed:
                     raise ValueError("not in the form the enqueue trigger writes (canonical ids, five keys)")
             except (ValidationError, ValueError) as exc:
                 # Not a job the enqueue trigger wrote: whatever assessment it names has its own message,
-                # so only this one goes, and no assessment changes.
+                # so only this one goes and no assessment changes. Except one that take_jobs started (its
+                # ids passed the SQL check, only the full contract failed): nothing else would ever finish
+                # it, so it fails with this message.
                 why = first_error(exc) if isinstance(exc, ValidationError) else str(exc)
-                await dead_letter(self.db, message, None, f"invalid event: {why}")
+                started = row["id"] if row is not None and row["status"] == "processing" else None
+                await dead_letter(self.db, message, started, f"invalid event: {why}")
                 continue
             if message.read_ct > max_reads:
                 # Read this often without ever starting: something fails before processing begins.
                 await dead_letter(self.db, message, event.assessment_id,
                                   f"never started after {message.read_ct - 1} deliveries")
+                continue
+            if leased.busy:
+                # Another transaction holds the assessment (a worker committing it after this message's
+                # lease ran out, most likely): that one archives the message, or it returns when its lease ends.
+                log.info("assessment busy; leaving its message leased",
+                         extra={"assessment_id": str(event.assessment_id), "msg_id": message.msg_id})
                 continue
             if row is None or row["status"] in ("completed", "failed"):
                 why = "assessment deleted" if row is None else f"assessment already {row['status']}"

@@ -178,6 +178,33 @@ async def test_intake_starts_a_message_committed_while_its_statement_waited(
         await db.close()
 
 
+async def test_intake_leaves_a_message_whose_assessment_is_being_committed(
+    admin: psycopg.Connection, database_url: str
+) -> None:
+    """A commit locks the assessment, then archives its message. If that message's lease ran out and another
+    worker takes it meanwhile, take_jobs must not wait for the assessment while it holds the message (the
+    two would deadlock): it leaves the message leased, and neither acknowledges nor restarts it."""
+    settings = settings_for(database_url)
+    db = await Database.open(settings.database_url, size=1)
+    [assessment_id] = submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(18)}])
+    try:
+        intake = Intake(settings, db, settings.openai_model)
+        with psycopg.connect(database_url, autocommit=True) as committer, committer.transaction():
+            committer.execute("select from public.test_assessment where id = %s for update", (assessment_id,))
+            read, jobs = await asyncio.wait_for(intake.take(10, {}), timeout=5)  # without waiting
+            assert (read, jobs) == (1, [])
+            committer.execute("select pgmq.archive('assessment_submitted', msg_id) "
+                              "from pgmq.q_assessment_submitted")  # would deadlock if take still held it
+        [row] = await fetch(database_url, "select status::text, attempts from public.test_assessment "
+                                          "where id = %(id)s", {"id": assessment_id})
+        assert (row["status"], row["attempts"]) == ("queued", 0)
+        archived = await fetch(database_url, "select read_ct from pgmq.a_assessment_submitted "
+                                             "where message ->> 'assessment_id' = %(id)s", {"id": str(assessment_id)})
+        assert [a["read_ct"] for a in archived] == [1]  # leased once, archived by the committer alone
+    finally:
+        await db.close()
+
+
 def _waiting_for_a_lock(conn: psycopg.Connection) -> bool:
     row = conn.execute("select count(*) from pg_locks where not granted and relation = "
                        "'pgmq.q_assessment_submitted'::regclass").fetchone()
@@ -200,6 +227,32 @@ async def test_worker_dead_letters_an_invalid_event_without_failing_the_assessme
     dead = await fetch(database_url, "select message from pgmq.q_assessment_submitted_dlq order by msg_id")
     assert [d["message"]["reason"].split(":")[0] for d in dead] == ["invalid event", "invalid event"]
     assert dead[0]["message"]["event"]["version"] == 99
+
+
+async def test_worker_fails_the_assessment_an_invalid_event_started(
+    admin: psycopg.Connection, database_url: str, ai: FakeOpenAI
+) -> None:
+    """Canonical ids pass take_jobs' check and start the assessment; a bad submitted_at fails the contract.
+    With no other message to finish it (here: a dead letter requeued by an operator), it must not stay
+    processing: it fails, and the owner reads the short message."""
+    user = create_user(admin)
+    with admin.transaction():
+        admin.execute("set local session_replication_role = replica")  # no job of its own
+        inserted = admin.execute(
+            "insert into public.test_assessment (user_id, assessment_type, answers) values (%s, 'career', %s) "
+            "returning id", (user, psycopg.types.json.Jsonb(answers(17)))).fetchone()
+    assert inserted is not None
+    [assessment_id] = inserted
+    admin.execute("select pgmq.send('assessment_submitted', %s)", (psycopg.types.json.Jsonb({
+        "type": "assessment_submitted", "version": 1, "assessment_id": str(assessment_id),
+        "user_id": str(user), "submitted_at": "yesterday"}),))
+    settings = settings_for(database_url)
+    async with running_worker(settings, recommender_for(settings, ai.base_url)):
+        [row] = await wait_for_status(database_url, [assessment_id], statuses=("failed",))
+    assert (row["last_error"], row["attempts"], row["results"]) == (GAVE_UP, 1, 0)
+    assert ai.requests == []
+    [dead] = await fetch(database_url, "select message from pgmq.q_assessment_submitted_dlq")
+    assert dead["message"]["reason"].startswith("invalid event: submitted_at")
 
 
 async def test_worker_dead_letters_after_max_attempts(

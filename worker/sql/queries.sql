@@ -12,13 +12,13 @@
 -- statement cannot see yet. Written here, the message and its assessment are seen together or not at all
 -- (and the statement is planned once, not on every call; docs/decisions/0010).
 -- A message is startable when it is well formed (the shape the enqueue trigger writes: canonical ids, the
--- five keys; the worker validates the whole contract too, and dead-letters a message that fails either
--- check without touching an assessment, except that one whose sole flaw is an unparsable submitted_at has
--- started its assessment by then, which its own message then completes), has been read at most max_reads
--- times, and is not in flight in this worker already.
--- Returns every leased message with well_formed, and with its assessment when it names one that exists
--- and was started by this statement or is completed or failed (an assessment that is processing
--- elsewhere comes back only if started here).
+-- five keys), has been read at most max_reads times, and is not in flight in this worker already. The
+-- worker validates the whole contract too and dead-letters a message that fails either check; one that
+-- passed this check only (say, an unparsable submitted_at) has started its assessment, which then fails.
+-- Returns every leased message with well_formed, with busy when the assessment it names is queued or
+-- processing but was not started here (locked by another transaction, or the message was not startable),
+-- and with its assessment when it was started by this statement or is completed or failed. Nothing here
+-- waits for a lock, so this statement cannot deadlock with the ones that lock assessments first.
 with visible as materialized (  -- run once: a re-run of SKIP LOCKED could pick further rows
   select msg_id
   from pgmq.q_assessment_submitted
@@ -42,12 +42,20 @@ with visible as materialized (  -- run once: a re-run of SKIP LOCKED could pick 
                    and (select count(*) from jsonb_object_keys(l.message)) = 5
               then (l.message ->> 'assessment_id')::uuid end as assessment_id
   from leased l
-), started as (
-  update public.test_assessment a
-  set status = 'processing', attempts = attempts + 1, started_at = now()
+), startable as (
+  -- SKIP LOCKED: an assessment locked now is being committed, failed or deleted by someone else. Waiting
+  -- for it while holding its message could deadlock with a commit, which locks assessments first.
+  select a.id
+  from public.test_assessment a
   where a.id in (select n.assessment_id from named n
                  where n.read_ct <= %(max_reads)s and n.msg_id <> all(%(in_flight)s::bigint[]))
     and a.status in ('queued', 'processing')
+  for update skip locked
+), started as (
+  update public.test_assessment a
+  set status = 'processing', attempts = attempts + 1, started_at = now()
+  from startable s
+  where a.id = s.id
   returning a.id, a.user_id, a.assessment_type, a.answers, a.context, a.status, a.attempts, a.created_at
 ), finished as (
   select a.id, a.user_id, a.assessment_type, a.answers, a.context, a.status, a.attempts, a.created_at
@@ -55,6 +63,8 @@ with visible as materialized (  -- run once: a re-run of SKIP LOCKED could pick 
   where a.id in (select assessment_id from named) and a.status in ('completed', 'failed')
 )
 select n.msg_id, n.read_ct, n.enqueued_at, n.message, n.assessment_id is not null as well_formed,
+       (j.id is null and exists (select from public.test_assessment a
+                                 where a.id = n.assessment_id and a.status in ('queued', 'processing'))) as busy,
        j.id, j.user_id, j.assessment_type, j.answers, j.context, j.status, j.attempts, j.created_at
 from named n
 left join (select * from started union all select * from finished) j on j.id = n.assessment_id
