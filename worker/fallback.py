@@ -3,7 +3,9 @@
 Contract: `fallback_recommendations` is pure (same assessment, same result: no randomness, no clock),
 never raises for a valid `Assessment`, and always returns 1-10 recommendations that satisfy
 `worker.models.Recommendation`, sorted by priority (ties keep the order they were derived in).
-The text is English: the fallback has no translations, whatever context.locale says.
+The text is English: the fallback has no translations, whatever context.locale says. A higher rating is
+taken as the better one (docs/frontend.md asks for questions phrased that way): rules cannot tell which end
+of "How stressed are you?" is good.
 """
 
 from __future__ import annotations

@@ -44,6 +44,8 @@ RELEASED = {
         "3a1771454b60b81279090cd66a06ff6a8d6c383962e78cc4cb681535f6d3ccdf",
     "20261126120000_queue_observer_reads_only_the_depth.sql":
         "f1b7dfa015b813c0ef83f685462a8db0802dc366ef00c671e4f8f2d2d3b2fc78",
+    "20261126130000_no_public_execute_in_private.sql":
+        "05643abf44fba848541867716c1164daaf3341907f41b48464f117c22d6df4f6",
 }
 
 
