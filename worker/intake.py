@@ -69,12 +69,13 @@ class Intake:
             try:
                 event = AssessmentSubmitted.model_validate(message.body)
                 if not leased.well_formed:
-                    raise ValueError("not in the form the enqueue trigger writes (canonical ids, five keys)")
+                    raise ValueError("not in the form the enqueue trigger writes "
+                                     "(canonical ids, an ISO 8601 submitted_at, five keys)")
             except (ValidationError, ValueError) as exc:
                 # Not a job the enqueue trigger wrote: whatever assessment it names has its own message,
-                # so only this one goes and no assessment changes. Except one that take_jobs started (its
-                # ids passed the SQL check, only the full contract failed): nothing else would ever finish
-                # it, so it fails with this message.
+                # so only this one goes and no assessment changes. Except one that take_jobs started (it
+                # passed the SQL check, only the full contract failed, say a February 30): it may have no
+                # other message to finish it, so it fails with this one.
                 why = first_error(exc) if isinstance(exc, ValidationError) else str(exc)
                 started = row["id"] if row is not None and row["status"] == "processing" else None
                 await dead_letter(self.db, message, started, f"invalid event: {why}")

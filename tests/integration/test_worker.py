@@ -193,6 +193,9 @@ async def test_intake_leaves_a_message_whose_assessment_is_being_committed(
             committer.execute("select from public.test_assessment where id = %s for update", (assessment_id,))
             read, jobs = await asyncio.wait_for(intake.take(10, {}), timeout=5)  # without waiting
             assert (read, jobs) == (1, [])
+            # Left leased, not acknowledged: a record_failure holding the lock still needs the message.
+            leased = await fetch(database_url, "select vt > now() as leased, read_ct from pgmq.q_assessment_submitted")
+            assert leased == [{"leased": True, "read_ct": 1}]
             committer.execute("select pgmq.archive('assessment_submitted', msg_id) "
                               "from pgmq.q_assessment_submitted")  # would deadlock if take still held it
         [row] = await fetch(database_url, "select status::text, attempts from public.test_assessment "
@@ -219,20 +222,24 @@ async def test_worker_dead_letters_an_invalid_event_without_failing_the_assessme
     admin.execute("select pgmq.send('assessment_submitted', %s)", (psycopg.types.json.Jsonb(
         {"type": "assessment_submitted", "version": 99, "assessment_id": str(assessment_id)}),))
     admin.execute("select pgmq.send('assessment_submitted', '\"not an object\"')")
+    admin.execute("select pgmq.send('assessment_submitted', %s)", (psycopg.types.json.Jsonb({
+        "type": "assessment_submitted", "version": 1, "assessment_id": str(assessment_id),
+        "user_id": str(uuid.uuid4()), "submitted_at": "yesterday"}),))
     settings = settings_for(database_url, cache_ttl_seconds=0)
     async with running_worker(settings, recommender_for(settings, ai.base_url)):
         [row] = await wait_for_status(database_url, [assessment_id])
         await _wait_for_empty_queue(database_url)
     assert (row["status"], row["source"], row["last_error"], row["results"]) == ("completed", "ai", None, 1)
     dead = await fetch(database_url, "select message from pgmq.q_assessment_submitted_dlq order by msg_id")
-    assert [d["message"]["reason"].split(":")[0] for d in dead] == ["invalid event", "invalid event"]
+    assert [d["message"]["reason"].split(":")[0] for d in dead] == ["invalid event"] * 3
     assert dead[0]["message"]["event"]["version"] == 99
 
 
 async def test_worker_fails_the_assessment_an_invalid_event_started(
     admin: psycopg.Connection, database_url: str, ai: FakeOpenAI
 ) -> None:
-    """Canonical ids pass take_jobs' check and start the assessment; a bad submitted_at fails the contract.
+    """A submitted_at of the right form passes take_jobs' check and starts the assessment; a date that does
+    not exist fails the contract.
     With no other message to finish it (here: a dead letter requeued by an operator), it must not stay
     processing: it fails, and the owner reads the short message."""
     user = create_user(admin)
@@ -245,7 +252,7 @@ async def test_worker_fails_the_assessment_an_invalid_event_started(
     [assessment_id] = inserted
     admin.execute("select pgmq.send('assessment_submitted', %s)", (psycopg.types.json.Jsonb({
         "type": "assessment_submitted", "version": 1, "assessment_id": str(assessment_id),
-        "user_id": str(user), "submitted_at": "yesterday"}),))
+        "user_id": str(user), "submitted_at": "2026-02-30T10:00:00+00:00"}),))
     settings = settings_for(database_url)
     async with running_worker(settings, recommender_for(settings, ai.base_url)):
         [row] = await wait_for_status(database_url, [assessment_id], statuses=("failed",))

@@ -11,12 +11,14 @@
 -- newer snapshot than this statement's: it could lease a message whose assessment, committed with it, this
 -- statement cannot see yet. Written here, the message and its assessment are seen together or not at all
 -- (and the statement is planned once, not on every call; docs/decisions/0010).
--- A message is startable when it is well formed (the shape the enqueue trigger writes: canonical ids, the
--- five keys), has been read at most max_reads times, and is not in flight in this worker already. The
--- worker validates the whole contract too and dead-letters a message that fails either check; one that
--- passed this check only (say, an unparsable submitted_at) has started its assessment, which then fails.
+-- A message is startable when it is well formed (the shape the enqueue trigger writes: canonical ids, an
+-- ISO 8601 submitted_at, the five keys), has been read at most max_reads times, and is not in flight in
+-- this worker already. The worker validates the whole contract too and dead-letters a message that fails
+-- either check; one that passed this check only (a date such as February 30) has started its assessment,
+-- which then fails.
 -- Returns every leased message with well_formed, with busy when the assessment it names is queued or
--- processing but was not started here (locked by another transaction, or the message was not startable),
+-- processing (as of this statement's snapshot) but was not started here (another transaction held it, or
+-- the message was not startable),
 -- and with its assessment when it was started by this statement or is completed or failed. Nothing here
 -- waits for a lock, so this statement cannot deadlock with the ones that lock assessments first.
 with visible as materialized (  -- run once: a re-run of SKIP LOCKED could pick further rows
@@ -38,19 +40,20 @@ with visible as materialized (  -- run once: a re-run of SKIP LOCKED could pick 
                    and l.message ->> 'type' = 'assessment_submitted' and l.message -> 'version' = '1'
                    and l.message ->> 'assessment_id' ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
                    and l.message ->> 'user_id' ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-                   and jsonb_typeof(l.message -> 'submitted_at') = 'string'
+                   and l.message ->> 'submitted_at' ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?([+-]\d\d:\d\d|Z)$'
                    and (select count(*) from jsonb_object_keys(l.message)) = 5
               then (l.message ->> 'assessment_id')::uuid end as assessment_id
   from leased l
 ), startable as (
   -- SKIP LOCKED: an assessment locked now is being committed, failed or deleted by someone else. Waiting
-  -- for it while holding its message could deadlock with a commit, which locks assessments first.
+  -- for it while holding its message could deadlock with a commit, which locks assessments first. (NO KEY:
+  -- the lock the update takes anyway, so result inserts' foreign-key checks do not make it busy.)
   select a.id
   from public.test_assessment a
   where a.id in (select n.assessment_id from named n
                  where n.read_ct <= %(max_reads)s and n.msg_id <> all(%(in_flight)s::bigint[]))
     and a.status in ('queued', 'processing')
-  for update skip locked
+  for no key update skip locked
 ), started as (
   update public.test_assessment a
   set status = 'processing', attempts = attempts + 1, started_at = now()

@@ -15,7 +15,8 @@ select is_empty($$
   select c.oid::regclass::text
   from pg_class c join pg_namespace n on n.oid = c.relnamespace
   where n.nspname = 'public' and c.relkind in ('v', 'm')
-    and not coalesce('security_invoker=true' = any(c.reloptions), false)
+    and not exists (select from unnest(c.reloptions) o
+                    where o ~* '^security_invoker=(t|tr|tru|true|on|1|y|ye|yes)$')  -- as written
 $$, 'No view in public bypasses row level security (views must be security_invoker).');
 
 select is_empty($$
@@ -30,6 +31,9 @@ select is_empty($$
   from pg_proc p join pg_namespace n on n.oid = p.pronamespace
   cross join (values ('anon'), ('authenticated'), ('public')) as r(rolname)
   where n.nspname in ('public', 'private')
+    -- an extension's own functions are its business (Supabase installs extensions in extensions)
+    and not exists (select from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid
+                                               and d.deptype = 'e')
     and case when r.rolname = 'public'
              then exists (select from aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
                           where a.grantee = 0 and a.privilege_type = 'EXECUTE')
@@ -37,9 +41,9 @@ select is_empty($$
 $$, 'No function in public or private is executable by anon, authenticated or PUBLIC.');
 
 select is_empty($$
-  select n.nspname || ' to ' || r.rolname
-  from pg_namespace n cross join (values ('anon'), ('authenticated')) as r(rolname)
-  where n.nspname in ('private', 'pgmq') and has_schema_privilege(r.rolname, n.oid, 'USAGE')
+  select s.name || ' to ' || r.rolname
+  from (values ('private'), ('pgmq')) as s(name) cross join (values ('anon'), ('authenticated')) as r(rolname)
+  where has_schema_privilege(r.rolname, s.name, 'USAGE')  -- raises if a schema is missing: never vacuous
 $$, 'The API roles have no usage on the private and pgmq schemas.');
 
 select * from finish();
