@@ -6,13 +6,14 @@ Every fixture here is lazy: tests/unit requests none of them, so it runs without
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
 from devkit import localdb
+from devkit.fake_openai import FakeOpenAI
 from devkit.users import create_user
 from tests.worker_support import purge_queues
 
@@ -43,3 +44,10 @@ def other_user_id(admin: psycopg.Connection[Any]) -> uuid.UUID:
 def empty_queues(admin: psycopg.Connection[Any]) -> None:
     """Worker tests start from empty job and dead-letter queues (tests run one at a time)."""
     purge_queues(admin)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOpenAI]:
+    """A real OpenAI-compatible HTTP server on a free local port (devkit.fake_openai), answering well by default."""
+    async with FakeOpenAI() as server:
+        yield server

@@ -38,12 +38,6 @@ MakeRecommender = Callable[..., Recommender]
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
 async def make(fake: FakeOpenAI) -> AsyncIterator[MakeRecommender]:
     made: list[Recommender] = []
 

@@ -34,12 +34,6 @@ def recommendations(**changes: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
 async def recommender(fake: FakeOpenAI) -> AsyncIterator[Recommender]:
     made = Recommender(api_key="k", base_url=fake.base_url, model="fake-model", deadline_seconds=5)
     yield made

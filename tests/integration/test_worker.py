@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
@@ -30,24 +29,18 @@ from worker.metrics import REGISTRY
 pytestmark = pytest.mark.usefixtures("empty_queues")
 
 
-@pytest.fixture
-async def ai() -> AsyncIterator[FakeOpenAI]:
-    async with FakeOpenAI() as server:
-        yield server
-
-
 async def test_worker_completes_100_assessments_with_ai_results(
-    admin: psycopg.Connection, database_url: str, ai: FakeOpenAI
+    admin: psycopg.Connection, database_url: str, fake: FakeOpenAI
 ) -> None:
     ids = submit_many(admin, 100, seed=1000)
     settings = settings_for(database_url, cache_ttl_seconds=0)
-    async with running_worker(settings, recommender_for(settings, ai.base_url)):
+    async with running_worker(settings, recommender_for(settings, fake.base_url)):
         rows = await wait_for_status(database_url, ids, timeout=30)
     assert {row["source"] for row in rows} == {"ai"}
     assert all(row["results"] == 1 for row in rows)
     assert all((row["completed_at"] - row["created_at"]).total_seconds() < 30 for row in rows)
-    assert len(ai.requests) == 100
-    request = ai.requests[0].body
+    assert len(fake.requests) == 100
+    request = fake.requests[0].body
     assert request["response_format"]["type"] == "json_schema"
     assert request["response_format"]["json_schema"]["strict"] is True
     queue = await fetch(database_url, "select count(*) as n from pgmq.q_assessment_submitted")
@@ -91,23 +84,23 @@ async def test_worker_ai_failure_ends_completed_with_fallback(
 
 
 async def test_worker_without_api_key_uses_fallback_without_calling_the_ai(
-    admin: psycopg.Connection, database_url: str, ai: FakeOpenAI
+    admin: psycopg.Connection, database_url: str, fake: FakeOpenAI
 ) -> None:
     [assessment_id] = submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(8)}])
     settings = settings_for(database_url)
-    async with running_worker(settings, recommender_for(settings, ai.base_url, api_key=None)):
+    async with running_worker(settings, recommender_for(settings, fake.base_url, api_key=None)):
         [row] = await wait_for_status(database_url, [assessment_id])
     assert (row["source"], row["fallback_reason"]) == ("fallback", "not_configured")
-    assert ai.requests == []
+    assert fake.requests == []
 
 
 async def test_worker_reuses_an_ai_result_only_for_the_same_users_identical_answers(
-    admin: psycopg.Connection, database_url: str, ai: FakeOpenAI
+    admin: psycopg.Connection, database_url: str, fake: FakeOpenAI
 ) -> None:
     body = {"assessment_type": "career", "answers": answers(int(uuid.uuid4().int % 10**9))}
     owner, stranger = create_user(admin), create_user(admin)
     settings = settings_for(database_url, cache_ttl_seconds=3600)
-    async with running_worker(settings, recommender_for(settings, ai.base_url)):
+    async with running_worker(settings, recommender_for(settings, fake.base_url)):
         [first] = submit(admin, owner, [body])
         await wait_for_status(database_url, [first])
         [again] = submit(admin, owner, [body])
@@ -117,7 +110,7 @@ async def test_worker_reuses_an_ai_result_only_for_the_same_users_identical_answ
         [theirs] = await wait_for_status(database_url, [guess])
     assert mine["source"] == "cache"
     assert theirs["source"] == "ai"
-    assert len(ai.requests) == 2
+    assert len(fake.requests) == 2
     results = await fetch(database_url, "select assessment_id, recommendations, cache_key from public.result_test "
                           "where assessment_id = any(%s)", ([first, again, guess],))
     keys = {row["assessment_id"]: row["cache_key"] for row in results}
@@ -125,11 +118,11 @@ async def test_worker_reuses_an_ai_result_only_for_the_same_users_identical_answ
 
 
 async def test_worker_acknowledges_a_redelivered_completed_job_without_a_second_result(
-    admin: psycopg.Connection, database_url: str, ai: FakeOpenAI
+    admin: psycopg.Connection, database_url: str, fake: FakeOpenAI
 ) -> None:
     [assessment_id] = submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(9)}])
     settings = settings_for(database_url, cache_ttl_seconds=0)
-    async with running_worker(settings, recommender_for(settings, ai.base_url)):
+    async with running_worker(settings, recommender_for(settings, fake.base_url)):
         await wait_for_status(database_url, [assessment_id])
         event = (await fetch(database_url, "select message from pgmq.a_assessment_submitted "
                              "where message ->> 'assessment_id' = %s", (str(assessment_id),)))[0]["message"]
@@ -137,18 +130,18 @@ async def test_worker_acknowledges_a_redelivered_completed_job_without_a_second_
         await _wait_for_empty_queue(database_url)
     [row] = await wait_for_status(database_url, [assessment_id])
     assert row["results"] == 1
-    assert len(ai.requests) == 1
+    assert len(fake.requests) == 1
 
 
 async def test_worker_acknowledges_a_job_whose_assessment_was_deleted(
-    admin: psycopg.Connection, database_url: str, ai: FakeOpenAI
+    admin: psycopg.Connection, database_url: str, fake: FakeOpenAI
 ) -> None:
     [assessment_id] = submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(10)}])
     admin.execute("delete from public.test_assessment where id = %s", (assessment_id,))
     settings = settings_for(database_url)
-    async with running_worker(settings, recommender_for(settings, ai.base_url)):
+    async with running_worker(settings, recommender_for(settings, fake.base_url)):
         await _wait_for_empty_queue(database_url)
-    assert ai.requests == []
+    assert fake.requests == []
     dlq = await fetch(database_url, "select count(*) as n from pgmq.q_assessment_submitted_dlq")
     assert dlq[0]["n"] == 0
 
@@ -215,7 +208,7 @@ def _waiting_for_a_lock(conn: psycopg.Connection) -> bool:
 
 
 async def test_worker_dead_letters_an_invalid_event_without_failing_the_assessment_it_names(
-    admin: psycopg.Connection, database_url: str, ai: FakeOpenAI
+    admin: psycopg.Connection, database_url: str, fake: FakeOpenAI
 ) -> None:
     """A forged or broken message naming a live assessment must not fail it: its real job is still queued."""
     [assessment_id] = submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(11)}])
@@ -226,7 +219,7 @@ async def test_worker_dead_letters_an_invalid_event_without_failing_the_assessme
         "type": "assessment_submitted", "version": 1, "assessment_id": str(assessment_id),
         "user_id": str(uuid.uuid4()), "submitted_at": "yesterday"}),))
     settings = settings_for(database_url, cache_ttl_seconds=0)
-    async with running_worker(settings, recommender_for(settings, ai.base_url)):
+    async with running_worker(settings, recommender_for(settings, fake.base_url)):
         [row] = await wait_for_status(database_url, [assessment_id])
         await _wait_for_empty_queue(database_url)
     assert (row["status"], row["source"], row["last_error"], row["results"]) == ("completed", "ai", None, 1)
@@ -236,7 +229,7 @@ async def test_worker_dead_letters_an_invalid_event_without_failing_the_assessme
 
 
 async def test_worker_fails_the_assessment_an_invalid_event_started(
-    admin: psycopg.Connection, database_url: str, ai: FakeOpenAI
+    admin: psycopg.Connection, database_url: str, fake: FakeOpenAI
 ) -> None:
     """A submitted_at of the right form passes take_jobs' check and starts the assessment; a date that does
     not exist fails the contract.
@@ -254,47 +247,47 @@ async def test_worker_fails_the_assessment_an_invalid_event_started(
         "type": "assessment_submitted", "version": 1, "assessment_id": str(assessment_id),
         "user_id": str(user), "submitted_at": "2026-02-30T10:00:00+00:00"}),))
     settings = settings_for(database_url)
-    async with running_worker(settings, recommender_for(settings, ai.base_url)):
+    async with running_worker(settings, recommender_for(settings, fake.base_url)):
         [row] = await wait_for_status(database_url, [assessment_id], statuses=("failed",))
     assert (row["last_error"], row["attempts"], row["results"]) == (GAVE_UP, 1, 0)
-    assert ai.requests == []
+    assert fake.requests == []
     [dead] = await fetch(database_url, "select message from pgmq.q_assessment_submitted_dlq")
     assert dead["message"]["reason"].startswith("invalid event: submitted_at")
 
 
 async def test_worker_dead_letters_after_max_attempts(
-    admin: psycopg.Connection, database_url: str, ai: FakeOpenAI
+    admin: psycopg.Connection, database_url: str, fake: FakeOpenAI
 ) -> None:
     [assessment_id] = submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(12)}])
     # Three attempts that never finished (e.g. workers killed mid-job): processing, attempts = 3.
     admin.execute("update public.test_assessment set status = 'processing', attempts = 3 where id = %s",
                   (assessment_id,))
     settings = settings_for(database_url, max_attempts=3)
-    async with running_worker(settings, recommender_for(settings, ai.base_url)):
+    async with running_worker(settings, recommender_for(settings, fake.base_url)):
         [row] = await wait_for_status(database_url, [assessment_id], statuses=("failed",))
     assert row["last_error"] == GAVE_UP and row["results"] == 0
-    assert ai.requests == []
+    assert fake.requests == []
     [dead] = await fetch(database_url, "select message from pgmq.q_assessment_submitted_dlq")
     assert dead["message"]["reason"] == "attempts exhausted: 3 of 3"
 
 
 async def test_worker_dead_letters_a_message_that_never_starts(
-    admin: psycopg.Connection, database_url: str, ai: FakeOpenAI
+    admin: psycopg.Connection, database_url: str, fake: FakeOpenAI
 ) -> None:
     [assessment_id] = submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(16)}])
     for _ in range(6):  # six deliveries that never reached processing
         admin.execute("select pgmq.read('assessment_submitted', 0, 1)")
     settings = settings_for(database_url, max_attempts=2)  # 2 attempts x 3 deliveries each
-    async with running_worker(settings, recommender_for(settings, ai.base_url)):
+    async with running_worker(settings, recommender_for(settings, fake.base_url)):
         [row] = await wait_for_status(database_url, [assessment_id], statuses=("failed",))
     assert row["last_error"] == GAVE_UP and row["attempts"] == 0
-    assert ai.requests == []
+    assert fake.requests == []
     [dead] = await fetch(database_url, "select message from pgmq.q_assessment_submitted_dlq")
     assert dead["message"]["reason"] == "never started after 6 deliveries"
 
 
 async def test_worker_retries_a_failed_attempt_then_dead_letters_it(
-    admin: psycopg.Connection, database_url: str, ai: FakeOpenAI
+    admin: psycopg.Connection, database_url: str, fake: FakeOpenAI
 ) -> None:
     """A job whose result cannot be written at all (here: every result is rejected) fails its attempts; the
     owner reads a short message, the operator the reason."""
@@ -302,7 +295,7 @@ async def test_worker_retries_a_failed_attempt_then_dead_letters_it(
     admin.execute("alter table public.result_test add constraint test_reject_all check (latency_ms < 0) not valid")
     try:
         settings = settings_for(database_url, max_attempts=2, cache_ttl_seconds=0)
-        async with running_worker(settings, recommender_for(settings, ai.base_url)):
+        async with running_worker(settings, recommender_for(settings, fake.base_url)):
             [row] = await wait_for_status(database_url, [assessment_id], statuses=("failed",), timeout=30)
     finally:
         admin.execute("alter table public.result_test drop constraint test_reject_all")
@@ -311,14 +304,14 @@ async def test_worker_retries_a_failed_attempt_then_dead_letters_it(
     dead = await fetch(database_url, "select message from pgmq.q_assessment_submitted_dlq")
     assert len(dead) == 1 and dead[0]["message"]["reason"].startswith("attempt 2 failed")
     assert "test_reject_all" in dead[0]["message"]["reason"]
-    assert len(ai.requests) == 2  # one AI call per attempt; each attempt then tried fallback, not the AI again
+    assert len(fake.requests) == 2  # one AI call per attempt; each attempt then tried fallback, not the AI again
 
 
 async def test_worker_listen_reconnects_after_its_connection_is_terminated(
-    admin: psycopg.Connection, database_url: str, ai: FakeOpenAI
+    admin: psycopg.Connection, database_url: str, fake: FakeOpenAI
 ) -> None:
     settings = settings_for(database_url, poll_interval_seconds=30)  # only NOTIFY can wake it in time
-    async with running_worker(settings, recommender_for(settings, ai.base_url)) as consumer:
+    async with running_worker(settings, recommender_for(settings, fake.base_url)) as consumer:
         def gauge() -> float | None:
             return REGISTRY.get_sample_value("assessment_worker_listen_connected")
 
@@ -346,7 +339,7 @@ def test_worker_url_uses_the_least_privilege_role(database_url: str) -> None:
 
 
 async def test_worker_dead_letters_an_assessment_that_breaks_the_answer_rules(
-    admin: psycopg.Connection, database_url: str, ai: FakeOpenAI
+    admin: psycopg.Connection, database_url: str, fake: FakeOpenAI
 ) -> None:
     """Rows written with triggers off (session_replication_role, which postgres may set) are re-checked by the
     worker, not trusted."""
@@ -363,10 +356,10 @@ async def test_worker_dead_letters_an_assessment_that_breaks_the_answer_rules(
         "type": "assessment_submitted", "version": 1, "assessment_id": str(assessment_id),
         "user_id": str(user), "submitted_at": created_at.isoformat()}),))
     settings = settings_for(database_url)
-    async with running_worker(settings, recommender_for(settings, ai.base_url)):
+    async with running_worker(settings, recommender_for(settings, fake.base_url)):
         [row] = await wait_for_status(database_url, [assessment_id], statuses=("failed",))
     assert row["last_error"] == GAVE_UP
-    assert ai.requests == []
+    assert fake.requests == []
     [dead] = await fetch(database_url, "select message from pgmq.q_assessment_submitted_dlq")
     assert dead["message"]["reason"].startswith("invalid assessment: answers.0.question_id")
 
@@ -386,12 +379,12 @@ async def test_worker_extends_the_lease_of_a_job_slower_than_its_lease(
 
 
 async def test_worker_completion_broadcasts_once_per_topic_per_transition(
-    admin: psycopg.Connection, database_url: str, ai: FakeOpenAI
+    admin: psycopg.Connection, database_url: str, fake: FakeOpenAI
 ) -> None:
     user = create_user(admin)
     [assessment_id] = submit(admin, user, [{"assessment_type": "career", "answers": answers(17)}])
     settings = settings_for(database_url, cache_ttl_seconds=0)
-    async with running_worker(settings, recommender_for(settings, ai.base_url)):
+    async with running_worker(settings, recommender_for(settings, fake.base_url)):
         [row] = await wait_for_status(database_url, [assessment_id])
     messages = await fetch(database_url, "select topic, event, payload from realtime.messages "
                            "where topic in (%s, %s) order by inserted_at, id",
