@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dotenv import load_dotenv
 
 from worker import logs
-from worker.ai import Prices, Recommender
+from worker.ai import Recommender
+from worker.ai_answer import Prices
 from worker.config import Settings, load_settings
 from worker.consumer import Consumer
 from worker.db import Database

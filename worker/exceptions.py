@@ -37,3 +37,14 @@ class AiUnavailable(WorkerError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
+
+
+class AiAttemptFailed(WorkerError):
+    """One try of the AI step failed; `retryable` says whether another may help, `wait` is the server's hint."""
+
+    def __init__(self, reason: str, message: str, *, retryable: bool, wait: float | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.retryable = retryable
+        self.wait = wait

@@ -27,7 +27,7 @@ from devkit.samples import assessment_model
 VARIANTS = {
     "sdk_httpx2": "openai SDK, httpx2 client, client.post(cast_to=ChatCompletion) (the worker before)",
     "sdk_aiohttp_raw": "openai SDK, DefaultAioHttpClient, client.post(cast_to=httpx2.Response) + json.loads",
-    "worker": "the worker's client: aiohttp directly, bounded read, storable() + validation (worker/ai.py)",
+    "worker": "the worker's client: aiohttp directly, bounded read, storable() + validation (worker/ai_*.py)",
 }
 IN_FLIGHT = 16
 
@@ -51,7 +51,8 @@ async def _calls(call: Callable[[], Awaitable[None]], calls: int) -> float:
 
 
 async def _measure(variant: str, url: str, calls: int) -> float:
-    from worker.ai import RESPONSE_FORMAT, Recommender
+    from worker.ai import Recommender
+    from worker.answer_schema import RESPONSE_FORMAT
     from worker.models import RecommendationSet
     from worker.prompt import build_prompt
 

@@ -21,12 +21,9 @@ from devkit.fake_openai import (
     status,
 )
 from tests.factories import assessment
-from worker.ai import (
-    RESPONSE_SCHEMA,
-    AiResult,
-    Prices,
-    Recommender,
-)
+from worker.ai import AiResult, Recommender
+from worker.ai_answer import Prices
+from worker.answer_schema import RESPONSE_SCHEMA
 from worker.exceptions import AiUnavailable
 from worker.metrics import REGISTRY
 from worker.prompt import build_prompt
@@ -75,7 +72,7 @@ async def test_ai_success_returns_validated_recommendations_and_tokens(
     cost_before = _sample("assessment_ai_cost_usd_total", {"model": "fake-model"})
     ok_before = _sample("assessment_ai_call_seconds_count", {"result": "ok"})
     result = await make(prices=Prices(prompt_per_1k=0.5, completion_per_1k=2.0)).recommend(PROMPT)
-    assert result.attempts == 1 and result.model == "fake-model"
+    assert result.tries == 1 and result.model == "fake-model"
     assert result.prompt_tokens is not None and result.prompt_tokens > 0
     assert result.completion_tokens is not None and result.completion_tokens > 0
     assert "2 messages" in result.recommendations.summary
@@ -144,7 +141,7 @@ async def test_ai_429_with_short_retry_after_waits_then_succeeds(
     retries_before = _sample("assessment_ai_retries_total", {"reason": "rate_limited"})
     fake.script(status(429, retry_after=0.4))
     result = await make().recommend(PROMPT)
-    assert result.attempts == 2
+    assert result.tries == 2
     first, second = fake.requests
     assert second.at - first.at >= 0.4
     assert _sample("assessment_ai_retries_total", {"reason": "rate_limited"}) == retries_before + 1
@@ -153,7 +150,7 @@ async def test_ai_429_with_short_retry_after_waits_then_succeeds(
 async def test_ai_429_honours_retry_after_ms(fake: FakeOpenAI, make: MakeRecommender) -> None:
     fake.script(status(429, retry_after=30, retry_after_ms=300))
     result = await make().recommend(PROMPT)
-    assert result.attempts == 2
+    assert result.tries == 2
     assert fake.requests[1].at - fake.requests[0].at >= 0.3
 
 
@@ -171,14 +168,14 @@ async def test_ai_two_500s_then_ok_succeeds_on_the_third_attempt(
 ) -> None:
     fake.script(status(500), status(502))
     result = await make().recommend(PROMPT)
-    assert result.attempts == 3 and len(fake.requests) == 3
+    assert result.tries == 3 and len(fake.requests) == 3
 
 
 async def test_ai_persistent_500_is_server_error_after_max_attempts(
     fake: FakeOpenAI, make: MakeRecommender
 ) -> None:
     fake.default = status(500)
-    error, elapsed = await _fails(make(max_attempts=3).recommend(PROMPT))
+    error, elapsed = await _fails(make(max_tries=3).recommend(PROMPT))
     assert error.reason == "server_error"
     assert len(fake.requests) == 3 and elapsed <= 5.0 + MARGIN
 
@@ -210,7 +207,7 @@ async def test_ai_failure_modes_map_to_reasons(
 async def test_ai_invalid_json_once_then_ok_succeeds(fake: FakeOpenAI, make: MakeRecommender) -> None:
     fake.script(invalid_json(), ok())
     result = await make().recommend(PROMPT)
-    assert result.attempts == 2
+    assert result.tries == 2
     # Both answered attempts were billed, so both count.
     assert result.completion_tokens is not None and result.completion_tokens > 100
 
@@ -221,7 +218,7 @@ async def test_ai_connection_refused_is_connection_error(make: MakeRecommender) 
         port = sock.getsockname()[1]
     # The socket is closed: nothing listens on the port any more.
     error, elapsed = await _fails(
-        make(base_url=f"http://127.0.0.1:{port}/v1", max_attempts=2).recommend(PROMPT)
+        make(base_url=f"http://127.0.0.1:{port}/v1", max_tries=2).recommend(PROMPT)
     )
     assert error.reason == "connection_error"
     assert elapsed <= 5.0 + MARGIN
@@ -236,7 +233,7 @@ async def test_ai_goes_through_the_proxy_the_environment_names(
     proxy = fake.base_url.removesuffix("/v1").replace("http://", "http://egress:s%40cret@")
     monkeypatch.setenv("HTTP_PROXY", proxy)
     result = await make(base_url="http://api.openai.invalid/v1").recommend(PROMPT)
-    assert result.attempts == 1
+    assert result.tries == 1
     (request,) = fake.requests  # the fake stands in for the proxy: it got the absolute-form request
     assert request.headers["Host"] == "api.openai.invalid"
     assert request.headers["Proxy-Authorization"] == "Basic ZWdyZXNzOnNAY3JldA=="  # egress:s@cret
@@ -251,7 +248,7 @@ async def test_ai_skips_the_proxy_for_hosts_in_no_proxy(
     monkeypatch.setenv("HTTP_PROXY", dead_proxy)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     result = await make().recommend(PROMPT)
-    assert result.attempts == 1 and len(fake.requests) == 1
+    assert result.tries == 1 and len(fake.requests) == 1
     monkeypatch.delenv("NO_PROXY")
-    error, _ = await _fails(make(max_attempts=1).recommend(PROMPT))
+    error, _ = await _fails(make(max_tries=1).recommend(PROMPT))
     assert error.reason == "connection_error"  # without the exemption it tries the (dead) proxy

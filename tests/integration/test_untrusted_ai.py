@@ -18,8 +18,10 @@ from devkit.samples import answers, submit
 from devkit.users import create_user
 from tests.factories import assessment
 from tests.worker_support import fetch, recommender_for, running_worker, settings_for, wait_for_status
-from worker import ai
-from worker.ai import MAX_MODEL_CHARS, MAX_RESPONSE_BYTES, Recommender
+from worker import ai_answer
+from worker.ai import Recommender
+from worker.ai_answer import MAX_MODEL_CHARS
+from worker.ai_http import MAX_RESPONSE_BYTES
 from worker.exceptions import AiUnavailable
 from worker.metrics import REGISTRY
 from worker.prompt import build_prompt
@@ -105,7 +107,7 @@ async def test_a_response_is_not_read_past_the_bound(fake: FakeOpenAI, recommend
     """A 20 MB body ends the attempt once the bound is passed (the fake's body is sent in full)."""
     fake.script(raw(b" " * (20 * 1024 * 1024)), ok())
     result = await recommender.recommend(PROMPT)
-    assert result.attempts == 2
+    assert result.tries == 2
 
 
 # ----------------------------------------------------------------------------- the worker
@@ -138,7 +140,7 @@ async def test_worker_falls_back_in_the_same_attempt_when_the_database_refuses_a
 ) -> None:
     """Defence in depth: were the cleaning ever to miss something, the AI is not called again and the
     owner still gets recommendations now."""
-    monkeypatch.setattr(ai, "storable", lambda value: value)  # as if the cleaning had a bug
+    monkeypatch.setattr(ai_answer, "storable", lambda value: value)  # as if the cleaning had a bug
     fake.default = completion(json.dumps(recommendations(title="Plan\u0000 one step")))
     [assessment_id] = submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(802)}])
     settings = settings_for(database_url, cache_ttl_seconds=0)

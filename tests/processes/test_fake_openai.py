@@ -22,7 +22,7 @@ async def test_fake_openai_process_prints_its_url_serves_and_stops_on_sigterm() 
         assert process.stdout is not None
         base_url = (await asyncio.wait_for(process.stdout.readline(), 10)).decode().strip()
         assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
-        recommender = Recommender(api_key="k", base_url=base_url, model="m", max_attempts=1)
+        recommender = Recommender(api_key="k", base_url=base_url, model="m", max_tries=1)
         outcomes: list[str] = []
         try:
             for _ in range(12):

@@ -1,4 +1,4 @@
-"""What worker/ai.py makes of a server's answer, without a server: storable text, token counts, waits."""
+"""What the AI client makes of a server's answer, without a server: storable text, token counts, waits."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from email.utils import format_datetime
 
 import pytest
 
-from worker.ai import MAX_TOKENS, retry_after_seconds, storable, token_count
+from worker.ai_answer import MAX_TOKENS, token_count
+from worker.ai_http import retry_after_seconds
+from worker.sanitize import storable
 
 
 def test_storable_drops_nul_and_control_characters_and_replaces_unpaired_surrogates() -> None:

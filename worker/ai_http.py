@@ -1,0 +1,170 @@
+"""The AI step's HTTP transport: one POST to a Chat Completions endpoint, bounded, classified.
+
+Contract: `ChatHttp.post(body)` returns the body of a 200 response (at most MAX_RESPONSE_BYTES) or
+raises `AiAttemptFailed` with a reason (rate_limited, timeout, server_error, connection_error,
+client_error, invalid_output) and, where the server named one, the wait it asked for. It never logs
+the API key or the request body.
+
+aiohttp, directly: POST `<base_url>/chat/completions` with the key as a bearer token, over a keep-alive
+pool of `max_connections`, through HTTPS_PROXY when the environment names one; compressed answers are
+refused, so the bound holds for what is inflated too. The OpenAI SDK is not on this path: it costs
+several times the CPU per call and has no bound on what it reads (docs/decisions/0009).
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import math
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from worker.exceptions import AiAttemptFailed
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+# Ten recommendations at their longest are about 20,000 characters of JSON; a completion envelope around
+# them (escaped) stays far below this. Anything larger is not an answer to our request.
+MAX_RESPONSE_BYTES = 256 * 1024
+
+
+class ChatHttp:
+    """POSTs Chat Completions requests to `base_url` with `api_key`; `configured` is False without a key."""
+
+    def __init__(self, *, api_key: str | None, base_url: str | None, max_connections: int) -> None:
+        self.url = (base_url or OPENAI_BASE_URL).rstrip("/") + "/chat/completions"
+        self.max_connections = max_connections
+        # Without a key nothing is sent: the caller fails fast with not_configured.
+        self._headers = {
+            "Authorization": f"Bearer {api_key}", "Content-Type": "application/json",
+            # Compressed answers are refused, so nothing can inflate past MAX_RESPONSE_BYTES unseen.
+            "Accept-Encoding": "identity",
+        } if api_key else None
+        # Read once: aiohttp's trust_env=True reads the environment and ~/.netrc in a thread on every
+        # request, which tripled the client's CPU per call.
+        self._proxy = proxy_for(self.url)
+        if self._proxy and self._headers and self.url.startswith("http:"):
+            # aiohttp sends proxy_headers only on an https tunnel's CONNECT; a plain request carries its own.
+            self._headers |= self._proxy.headers
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def configured(self) -> bool:
+        return self._headers is not None
+
+    async def aclose(self) -> None:
+        """Closes the HTTP connections; the transport must not be used afterwards."""
+        if self._session is not None:
+            await self._session.close()
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:  # created on first use, inside the running event loop
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=30),
+                auto_decompress=False,
+            )
+        return self._session
+
+    async def post(self, body: bytes) -> bytes:
+        """One HTTP attempt; the 200 response's body (at most MAX_RESPONSE_BYTES), else AiAttemptFailed."""
+        assert self._headers is not None, "post() needs an API key; check `configured` first"
+        try:
+            request = self._http().post(self.url, data=body, headers=self._headers, allow_redirects=False,
+                                        proxy=self._proxy.url if self._proxy else None,
+                                        proxy_headers=self._proxy.headers if self._proxy else None)
+            async with request as response:
+                if response.status != 200:
+                    raise status_failure(response.status, response.headers)
+                if response.headers.get("Content-Encoding", "identity").lower() != "identity":
+                    raise AiAttemptFailed("invalid_output", "The AI endpoint sent a compressed answer unasked",
+                                          retryable=True)
+                if (response.content_length or 0) > MAX_RESPONSE_BYTES:
+                    raise _too_large()
+                payload = bytearray()
+                async for chunk in response.content.iter_any():
+                    payload += chunk
+                    if len(payload) > MAX_RESPONSE_BYTES:
+                        raise _too_large()
+                return bytes(payload)
+        except (aiohttp.ClientError, OSError) as exc:
+            raise AiAttemptFailed(
+                "connection_error", f"Could not reach the AI endpoint ({type(exc).__name__})", retryable=True
+            ) from exc
+
+
+@dataclass(frozen=True)
+class Proxy:
+    url: str  # without credentials
+    headers: dict[str, str] = field(repr=False)  # Proxy-Authorization when the proxy's URL carries credentials
+
+
+def proxy_for(url: str) -> Proxy | None:
+    """The proxy the environment names for `url` (HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, unless NO_PROXY
+    exempts its host), as the OpenAI SDK's httpx client would use it; None for a direct connection."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    proxies = urllib.request.getproxies()
+    named = proxies.get(parts.scheme) or proxies.get("all")
+    if not named:
+        return None
+    proxy = urllib.parse.urlsplit(named if "://" in named else f"http://{named}")
+    headers = {}
+    if proxy.username is not None:
+        login = urllib.parse.unquote(proxy.username)
+        password = urllib.parse.unquote(proxy.password or "")
+        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode()
+    host = proxy.hostname or ""
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{proxy.port}" if proxy.port else "")
+    return Proxy(urllib.parse.urlunsplit((proxy.scheme, netloc, proxy.path, "", "")), headers)
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The wait a server asked for in `retry-after-ms` or `Retry-After` (seconds or HTTP date), if any."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = lowered.get(name)
+        if raw is None:
+            continue
+        try:
+            seconds = float(raw) * scale
+        except ValueError:
+            seconds = _http_date_delay(raw) if name == "retry-after" else math.nan
+        # NaN would make every later comparison False and asyncio.sleep fail; treat it as no hint.
+        if not math.isnan(seconds):
+            return min(max(seconds, 0.0), 3600.0)
+    return None
+
+
+def _http_date_delay(raw: str) -> float:
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (ValueError, TypeError):
+        return math.nan
+    if when.tzinfo is None:
+        return math.nan
+    return when.timestamp() - time.time()
+
+
+def _too_large() -> AiAttemptFailed:
+    return AiAttemptFailed("invalid_output", f"The AI endpoint's response is over {MAX_RESPONSE_BYTES} bytes",
+                           retryable=True)
+
+
+def status_failure(status: int, headers: Mapping[str, str]) -> AiAttemptFailed:
+    """What an HTTP status other than 200 means for the attempt (and whether another may help)."""
+    what = f"The AI endpoint answered HTTP {status}"
+    if status == 429:
+        return AiAttemptFailed("rate_limited", f"{what} (rate limited)", retryable=True,
+                               wait=retry_after_seconds(headers))
+    if status == 408:
+        return AiAttemptFailed("timeout", f"{what} (request timeout)", retryable=True)
+    if status >= 500:
+        return AiAttemptFailed("server_error", f"{what} (server error)", retryable=True,
+                               wait=retry_after_seconds(headers))
+    hint = " Check OPENAI_API_KEY." if status in (401, 403) else " Check OPENAI_BASE_URL, the model and the request."
+    return AiAttemptFailed("client_error", f"{what}; retrying will not help.{hint}", retryable=False)
