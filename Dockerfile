@@ -28,8 +28,8 @@ EXPOSE 3005
 HEALTHCHECK --interval=15s --timeout=5s --start-period=15s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('WORKER_OPS_PORT', '3005') + '/health', timeout=3)"]
 
-# SIGTERM: the worker stops reading, finishes jobs in flight for WORKER_SHUTDOWN_GRACE_SECONDS (20 s by
-# default) and leaves the rest for redelivery. Give it longer than that before SIGKILL
-# (docker stop -t 30, compose stop_grace_period, Kubernetes terminationGracePeriodSeconds).
+# SIGTERM: the worker stops reading, finishes jobs in flight for WORKER_SHUTDOWN_GRACE_SECONDS (30 s by
+# default) and leaves the rest for redelivery; a second SIGTERM stops it at once. Give it longer than the
+# grace before SIGKILL (docker stop -t 40, compose stop_grace_period, Kubernetes terminationGracePeriodSeconds).
 STOPSIGNAL SIGTERM
 CMD ["python", "-m", "worker", "run"]

@@ -11,7 +11,9 @@ from hypothesis import reject
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from worker.models import Assessment
+from worker.db import Message, ResultRow
+from worker.fallback import FALLBACK_VERSION, fallback_recommendations
+from worker.models import Assessment, Outcome
 
 FIXED_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 FIXED_USER = uuid.UUID("00000000-0000-4000-8000-000000000002")
@@ -89,3 +91,17 @@ def assessments(draw: st.DrawFn, max_answers: int = 30) -> Assessment:
     except ValidationError:
         # Invalid drawn data (e.g. a whitespace-only goal) is not a valid Assessment: not our input space.
         reject()
+
+
+def message(msg_id: int = 1, read_ct: int = 1) -> Message:
+    """A leased message for FIXED_ID, as take_jobs returns it."""
+    body = {"type": "assessment_submitted", "version": 1, "assessment_id": str(FIXED_ID),
+            "user_id": str(FIXED_USER), "submitted_at": FIXED_AT.isoformat()}
+    return Message(msg_id, read_ct, FIXED_AT, body)
+
+
+def result_row(msg_id: int = 1, read_ct: int = 1) -> ResultRow:
+    """A finished job's result (fallback recommendations for assessment()) under the lease (msg_id, read_ct)."""
+    outcome = Outcome(recommendations=fallback_recommendations(assessment()), source="fallback",
+                      fallback_reason="not_configured", prompt_version=FALLBACK_VERSION, latency_ms=1)
+    return ResultRow(message(msg_id, read_ct), FIXED_ID, outcome)

@@ -27,8 +27,10 @@ def purge_queues(conn: psycopg.Connection[Any]) -> None:
 
 def settings_for(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {"database_url": worker_url(database_url), "poll_interval_seconds": 0.2,
-                              "lease_seconds": 5, "ops_port": 0, "shutdown_grace_seconds": 5}
-    return load_settings({}, **(values | overrides))
+                              "lease_seconds": 5, "ops_port": 0, "ai_deadline_seconds": 5}
+    values |= overrides
+    values.setdefault("shutdown_grace_seconds", values["ai_deadline_seconds"])  # the least the worker accepts
+    return load_settings({}, **values)
 
 
 def recommender_for(settings: Settings, base_url: str | None, api_key: str | None = "sk-test") -> Recommender:
@@ -41,13 +43,14 @@ def worker_process(
     max_open_files: int | None = None,
 ) -> WorkerProcess:
     """`python -m worker run` as assessment_worker with settings that make faults show quickly."""
-    defaults = {
+    settings = {
         "DATABASE_URL": worker_url(database_url), "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": ai_url,
         "WORKER_LEASE_SECONDS": "3", "WORKER_POLL_INTERVAL_SECONDS": "0.2", "CACHE_TTL_SECONDS": "0",
-        "WORKER_SHUTDOWN_GRACE_SECONDS": "10",
-    }
-    return WorkerProcess(log_dir / f"worker-{time.monotonic_ns()}.log", defaults | dict(env or {}),
-                         max_open_files=max_open_files)
+        "AI_DEADLINE_SECONDS": "10",
+    } | dict(env or {})
+    # The least grace the worker accepts: the AI deadline.
+    settings.setdefault("WORKER_SHUTDOWN_GRACE_SECONDS", settings["AI_DEADLINE_SECONDS"])
+    return WorkerProcess(log_dir / f"worker-{time.monotonic_ns()}.log", settings, max_open_files=max_open_files)
 
 
 @asynccontextmanager

@@ -124,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(stats(settings))
         else:
             asyncio.run(dlq(settings, args))
+    except StoppedAtOnce as exc:
+        return 128 + exc.signum  # the shell's convention for "ended by this signal"
     except WorkerError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -149,12 +151,42 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
+class StoppedAtOnce(Exception):
+    """A second SIGTERM/SIGINT: the worker stopped without finishing its jobs (they are redelivered)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 async def _run_until_signalled(settings: Settings) -> None:
+    """The first SIGTERM/SIGINT asks for a graceful stop; a second one stops now: jobs in flight are
+    cancelled and come back to the queue when their leases end."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    second: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        if not stop.is_set():
+            log.info("stopping: finishing jobs in flight (signal again to stop at once)",
+                     extra={"signal": signal.Signals(signum).name})
+            stop.set()
+        elif not second:
+            log.warning("second signal: stopping at once; jobs in flight return when their leases end",
+                        extra={"signal": signal.Signals(signum).name})
+            second.append(signum)
+            main.cancel()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await run_worker(settings, stop)
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        await run_worker(settings, stop)
+    except asyncio.CancelledError:
+        if second:
+            raise StoppedAtOnce(second[0]) from None
+        raise
 
 
 if __name__ == "__main__":

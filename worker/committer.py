@@ -1,44 +1,74 @@
 """Commits finished jobs: results that finish together go into one transaction (one fsync for many jobs).
 
 Each commit inserts the results, marks the assessments completed and archives the messages in one
-statement (worker/sql/queries.sql: complete_jobs), so a job's effect and its acknowledgement are atomic.
-An unreachable database is retried for up to COMMIT_RETRY_SECONDS; any other database error is isolated
-by committing the batch's jobs one by one, so one bad result cannot hold up the others.
+statement (worker/sql/queries.sql: complete_jobs), so a job's effect and its acknowledgement are atomic,
+and fenced by each job's lease. A transient database error is retried for COMMIT_RETRY_SECONDS; any other
+error is isolated by committing the batch's jobs one by one, so one bad result cannot hold up the others.
+A job whose assessment another transaction holds (`busy`) is committed again on its own, shortly, so it
+never holds up a batch either (worker/retry_policy.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import random
 import time
-from typing import Any
 
-import psycopg
-
-from worker.backoff import backoff
-from worker.db import Database
+from worker import db_errors
+from worker.db import CommitOutcome, Database, ResultRow
 from worker.exceptions import DatabaseUnavailable
-from worker.metrics import DATABASE_ERRORS
-
-log = logging.getLogger(__name__)
+from worker.leases import note_fenced
+from worker.retry_policy import COMMIT_RETRY_SECONDS, busy_commit_delay, commit_retry_delay
 
 MAX_BATCH = 100  # results per commit
-COMMIT_RETRY_SECONDS = 60.0  # how long a computed result waits for the database to come back
 
-Pending = tuple[dict[str, Any], asyncio.Future[bool]]
+Pending = tuple[ResultRow, asyncio.Future[CommitOutcome]]
 
 
 class Committer:
-    """`commit(job)` resolves to whether that job completed its assessment; `run()` does the work."""
+    """`commit(row)` resolves to what happened to that job; `run()` does the work; `drain()` waits for the
+    commits under way (graceful shutdown)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, rng: random.Random | None = None) -> None:
         self.db = db
         self._queue: asyncio.Queue[Pending] = asyncio.Queue()
+        self._rng = rng or random.Random()
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
-    async def commit(self, job: dict[str, Any]) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        await self._queue.put((job, future))
-        return await future
+    async def commit(self, row: ResultRow) -> CommitOutcome:
+        """Commit `row`; `busy` only after COMMIT_RETRY_SECONDS of its assessment being held elsewhere."""
+        self._active += 1
+        self._idle.clear()
+        try:
+            deadline = time.monotonic() + COMMIT_RETRY_SECONDS
+            tries = 0
+            while True:
+                future: asyncio.Future[CommitOutcome] = asyncio.get_running_loop().create_future()
+                await self._queue.put((row, future))
+                outcome = await future
+                tries += 1
+                delay = busy_commit_delay(tries, self._rng)
+                if outcome != "busy" or time.monotonic() + delay > deadline:
+                    return outcome
+                await asyncio.sleep(delay)
+        finally:
+            self._active -= 1
+            if not self._active:
+                self._idle.set()
+
+    @property
+    def commits_under_way(self) -> int:
+        return self._active
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for every commit under way; whether they all ended."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     async def run(self) -> None:
         """Commit whatever has queued up since the last commit, forever (cancel to stop)."""
@@ -49,7 +79,7 @@ class Committer:
             try:
                 await self._commit_batch(batch)
             except Exception as exc:  # this loop must outlive any one batch, or every job would hang
-                log.exception("committing a batch failed", extra={"jobs": len(batch)})
+                db_errors.report("commit", exc, "committing a batch failed", jobs=len(batch))
                 _fail_all(batch, exc)
 
     async def _commit_batch(self, batch: list[Pending]) -> None:
@@ -57,27 +87,29 @@ class Committer:
         failures = 0
         while True:
             try:
-                results = await self.db.complete_jobs([job for job, _ in batch])
+                outcomes = await self.db.complete_jobs([row for row, _ in batch])
             except DatabaseUnavailable as exc:
-                DATABASE_ERRORS.labels("commit").inc()
                 failures += 1
-                delay = backoff(failures, base=0.25, cap=4.0)
+                delay = commit_retry_delay(failures)
                 if time.monotonic() + delay > deadline:
+                    db_errors.report("commit", exc, "cannot commit results; giving up, the jobs return when "
+                                     "their leases end", jobs=len(batch))
                     _fail_all(batch, exc)
                     return
-                log.warning("cannot commit results; retrying", extra={"jobs": len(batch), "error": str(exc)})
+                db_errors.report("commit", exc, "cannot commit results; retrying", jobs=len(batch))
                 await asyncio.sleep(delay)
                 continue
-            except psycopg.Error as exc:
+            except Exception as exc:
                 if len(batch) == 1:
                     _fail_all(batch, exc)
                     return
                 for item in batch:  # isolate the job that breaks the batch
                     await self._commit_batch([item])
                 return
-            for job, future in batch:
+            note_fenced("commit", [row.message for row, _ in batch if outcomes.get(row.message.msg_id) == "lease_lost"])
+            for row, future in batch:
                 if not future.done():
-                    future.set_result(results.get(job["msg_id"], False))
+                    future.set_result(outcomes.get(row.message.msg_id, "lease_lost"))
             return
 
 

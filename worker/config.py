@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from worker.exceptions import ConfigError
 
@@ -27,7 +27,8 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "ai_price_completion_per_1k_tokens_usd": ("AI_PRICE_COMPLETION_PER_1K_TOKENS_USD", "Set your model's price for "
                                               "1,000 completion (output) tokens in US dollars, e.g. 0.0006."),
     "cache_ttl_seconds": ("CACHE_TTL_SECONDS", "Set seconds to reuse AI results (0 turns the cache off)."),
-    "shutdown_grace_seconds": ("WORKER_SHUTDOWN_GRACE_SECONDS", "Set seconds to finish jobs on SIGTERM, 0-600."),
+    "shutdown_grace_seconds": ("WORKER_SHUTDOWN_GRACE_SECONDS", "Set seconds to finish jobs on SIGTERM, 0-600, at "
+                               "least AI_DEADLINE_SECONDS (a few seconds more leaves time to commit)."),
     "ops_host": ("WORKER_OPS_HOST", "Set the address the ops server listens on, e.g. 127.0.0.1 or 0.0.0.0."),
     "ops_port": ("WORKER_OPS_PORT", "Set the ops server port, 0-65535 (0 picks a free port)."),
     "log_level": ("LOG_LEVEL", "Set one of DEBUG, INFO, WARNING, ERROR."),
@@ -53,10 +54,23 @@ class Settings(BaseModel):
     ai_price_prompt_per_1k_tokens_usd: Annotated[float, Field(ge=0)] = 0.00015
     ai_price_completion_per_1k_tokens_usd: Annotated[float, Field(ge=0)] = 0.0006
     cache_ttl_seconds: Annotated[float, Field(ge=0)] = 86400.0
-    shutdown_grace_seconds: Annotated[float, Field(ge=0, le=600)] = 20.0
+    # Longer than the AI deadline plus a commit: a job in flight at SIGTERM finishes instead of being paid
+    # for twice (its AI call thrown away and made again by the next worker).
+    shutdown_grace_seconds: Annotated[float, Field(ge=0, le=600)] = 30.0
     ops_host: str = "127.0.0.1"
     ops_port: Annotated[int, Field(ge=0, le=65535)] = 3005
     log_level: Annotated[str, Field(pattern="^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
+
+    @model_validator(mode="after")
+    def _grace_covers_the_ai_deadline(self) -> Settings:
+        if self.shutdown_grace_seconds < self.ai_deadline_seconds:
+            raise ValueError(
+                f"WORKER_SHUTDOWN_GRACE_SECONDS={self.shutdown_grace_seconds:g} is shorter than "
+                f"AI_DEADLINE_SECONDS={self.ai_deadline_seconds:g}: an AI call in flight at shutdown would be "
+                "thrown away and paid for again. Set the grace to the deadline plus a few seconds (default 30 "
+                "for the default deadline of 25), or lower the deadline."
+            )
+        return self
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -73,6 +87,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
+            if not error["loc"]:  # a rule across settings: its message names the variables
+                problems.append(str(error["ctx"]["error"]) if "ctx" in error else error["msg"])
+                continue
             field = str(error["loc"][0])
             variable, advice = ENVIRONMENT[field]
             if error["type"] == "missing":

@@ -1,13 +1,17 @@
 """The queue consumer: lease jobs from pgmq, process up to `concurrency` at once, commit exactly once.
 
-Delivery is at-least-once (a lease that runs out hands the job to another read); the effect is
-exactly once because a result, its status and the message's archive commit together and
-result_test.assessment_id is unique. While a job is in flight its lease is extended, so a live job
-is never handed to a second worker; a crashed worker's jobs come back when their lease ends.
+Delivery is at-least-once (a lease that runs out hands the job to another read); the effect is exactly
+once because a result, its status and the message's archive commit together, result_test.assessment_id
+is unique, and every write is fenced by the lease it was made under (worker/sql/queries.sql). While a
+job is in flight its lease is extended, so it is handed to another worker only if this one stops
+extending it (it crashed, or lost the database for longer than the lease); a crashed worker's jobs come
+back when their lease ends.
 
 The parts: worker/intake.py (read and triage), worker/pipeline.py (AI or fallback), worker/committer.py
-(batched commits), worker/leases.py, worker/listener.py (NOTIFY), worker/health.py. This module
-runs them and owns the jobs in flight.
+(batched commits), worker/leases.py, worker/listener.py (NOTIFY), worker/health.py. This module runs
+them, supervises the background ones (one that dies stops the worker, naming it), owns the jobs in
+flight, and shuts down in order: stop reading, let jobs finish within the grace, cancel the rest, let
+their commits end, then release their leases.
 """
 
 from __future__ import annotations
@@ -15,30 +19,33 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 import psycopg
 
-from worker.backoff import backoff
+from worker import db_errors
 from worker.committer import Committer
 from worker.config import Settings
-from worker.db import Database
-from worker.exceptions import DatabaseUnavailable
+from worker.db import CommitOutcome, Database, ResultRow
+from worker.exceptions import BackgroundTaskDied, DatabaseRefused, DatabaseUnavailable
 from worker.failures import fail_attempt
 from worker.health import Health
 from worker.intake import Intake, Job
-from worker.leases import keep_leases
+from worker.leases import LeaseKeeper
 from worker.listener import Listener
 from worker.logs import current_assessment
-from worker.metrics import DATABASE_ERRORS, IN_FLIGHT, JOB_ERRORS, JOB_SECONDS, JOBS, QUEUE_WAIT_SECONDS
+from worker.metrics import IN_FLIGHT, JOB_ERRORS, JOB_SECONDS, JOBS, QUEUE_WAIT_SECONDS
 from worker.models import Outcome
 from worker.pipeline import Recommends, fallback_outcome, produce_outcome
+from worker.retry_policy import take_retry_delay
 
 log = logging.getLogger(__name__)
 
 IDLE_POLL_START_SECONDS = 0.002  # first poll after the queue runs dry; doubles up to the poll interval
+# After the grace, cancelled jobs' commits that are already under way get this long to end.
+COMMIT_DRAIN_SECONDS = 5.0
 
 
 class Consumer:
@@ -46,11 +53,12 @@ class Consumer:
         self.settings = settings
         self.db = db
         self.recommender = recommender
-        self.in_flight: dict[int, asyncio.Task[None]] = {}
+        self.in_flight: dict[int, tuple[Job, asyncio.Task[None]]] = {}
         self.wake = asyncio.Event()
         self.slot_free = asyncio.Event()
         self.intake = Intake(settings, db, recommender.model)
         self.committer = Committer(db)
+        self.leases = LeaseKeeper(db, settings.lease_seconds)
         self.listener = Listener(settings.database_url, self.wake)
         self.health = Health(db)
         self.running = False  # /health: the consume loop is up
@@ -62,47 +70,69 @@ class Consumer:
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until `stop` is set, then finish in-flight jobs within the grace period."""
-        helpers = [
-            asyncio.create_task(self.listener.run(), name="listen"),
-            asyncio.create_task(keep_leases(self.db, self.settings.lease_seconds, lambda: self.in_flight),
-                                name="leases"),
-            asyncio.create_task(self.committer.run(), name="commit"),
-            asyncio.create_task(self.health.run(), name="health"),
-        ]
+        """Consume until `stop` is set, then finish in-flight jobs within the grace period.
+
+        Raises BackgroundTaskDied when a background loop ends. Cancelled (a second signal), it stops at
+        once: jobs in flight are left to come back when their leases end.
+        """
+        helpers = {
+            asyncio.create_task(self.listener.run(), name="listener"): "listener",
+            asyncio.create_task(self.leases.run(), name="lease keeper"): "lease keeper",
+            asyncio.create_task(self.committer.run(), name="committer"): "committer",
+            asyncio.create_task(self.health.run(), name="health"): "health",
+        }
         log.info("worker started", extra={"concurrency": self.settings.concurrency,
                                           "lease_seconds": self.settings.lease_seconds})
         self.running = True
         try:
-            await self._fetch_loop(stop)
-            await self._drain()
+            await self._supervised(self._fetch_loop(stop), helpers)
+            await self._supervised(self._drain(), helpers)
         finally:
             self.running = False
-            for task in helpers:
-                task.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            await _cancel_all([task for _, task in self.in_flight.values()])
+            await _cancel_all(list(helpers))
             log.info("worker stopped")
+
+    async def _supervised(self, work: Coroutine[Any, Any, None], helpers: dict[asyncio.Task[None], str]) -> None:
+        """Run `work` to its end, unless a helper ends first: then stop with BackgroundTaskDied naming it."""
+        task = asyncio.create_task(work)
+        try:
+            done, _ = await asyncio.wait([task, *helpers], return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            await _cancel_all([task])
+            raise
+        if task in done:
+            task.result()
+            return
+        await _cancel_all([task])
+        died = next(helper for helper in helpers if helper in done)
+        error = died.exception() if not died.cancelled() else None
+        log.critical("a background task died; stopping the worker", exc_info=error,
+                     extra={"task": helpers[died]})
+        raise BackgroundTaskDied(f"The worker's {helpers[died]} stopped ({error!r}); the worker exits so that "
+                                 "it is restarted. See the log line before this one.")
 
     async def _drain(self) -> None:
         if not self.in_flight:
             return
-        log.info("finishing in-flight jobs", extra={"jobs": len(self.in_flight),
-                                                    "grace_seconds": self.settings.shutdown_grace_seconds})
-        _, pending = await asyncio.wait(list(self.in_flight.values()),
-                                        timeout=self.settings.shutdown_grace_seconds)
+        grace = self.settings.shutdown_grace_seconds
+        log.info("finishing in-flight jobs", extra={"jobs": len(self.in_flight), "grace_seconds": grace})
+        _, pending = await asyncio.wait([task for _, task in self.in_flight.values()], timeout=grace)
         if not pending:
             return
-        unfinished = [msg_id for msg_id, task in self.in_flight.items() if task in pending]
+        # Stop the jobs first, let the commits they had started end, and only then give their messages
+        # back: a released lease lets another worker take a job this one might still commit.
+        unfinished = [job.message for job, task in self.in_flight.values() if task in pending]
+        await _cancel_all(list(pending))
+        if not await self.committer.drain(COMMIT_DRAIN_SECONDS):
+            log.warning("commits still under way at shutdown; their jobs return when their leases end")
         try:
-            await self.db.release_leases(unfinished)
-        except (DatabaseUnavailable, psycopg.Error):
-            DATABASE_ERRORS.labels("release_leases").inc()
-            log.warning("could not release leases; jobs return when their lease ends",
-                        extra={"msg_ids": unfinished})
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        log.info("left unfinished jobs for redelivery", extra={"msg_ids": unfinished})
+            released = await self.db.release_leases(unfinished)
+        except Exception as exc:
+            db_errors.report("release_leases", exc, "could not release leases; jobs return when their lease ends",
+                             msg_ids=[m.msg_id for m in unfinished])
+            return
+        log.info("left unfinished jobs for redelivery", extra={"msg_ids": sorted(released)})
 
     # ------------------------------------------------------------------ fetching
 
@@ -117,17 +147,16 @@ class Consumer:
                 continue
             self.wake.clear()
             try:
-                read, jobs = await self.intake.take(free, self.in_flight)
+                read, jobs = await self.intake.take(free, self.in_flight.keys())
                 self._start(jobs)
                 failures = 0
-            except Exception as exc:  # the database away, or a bug: retry, never stop consuming
+            except Exception as exc:  # the database away or refusing, or a bug: never stop consuming
                 failures += 1
-                delay = backoff(failures, base=0.5, cap=10.0)
-                expected = isinstance(exc, DatabaseUnavailable | psycopg.Error)
-                if expected:
-                    DATABASE_ERRORS.labels("take").inc()
-                (log.warning if expected else log.exception)(
-                    "cannot read or start jobs; retrying", extra={"error": str(exc), "retry_in_seconds": delay})
+                delay = take_retry_delay(failures)
+                kind = db_errors.classify(exc)
+                consequence = ("cannot read or start jobs; retrying" if kind == "transient" else
+                               "cannot read or start jobs; trying again after an operator's fix")
+                db_errors.report("take", exc, consequence, retry_in_seconds=delay)
                 await _wait_any(self.wake, stop, timeout=delay)  # a reconnected LISTEN cuts it short
                 continue
             if read:
@@ -142,7 +171,7 @@ class Consumer:
 
     def _start(self, jobs: list[Job]) -> None:
         for job in jobs:
-            self.in_flight[job.message.msg_id] = asyncio.create_task(self._process(job))
+            self.in_flight[job.message.msg_id] = (job, asyncio.create_task(self._process(job)))
         IN_FLIGHT.set(len(self.in_flight))
 
     # ------------------------------------------------------------------ one job
@@ -153,44 +182,69 @@ class Consumer:
         started = time.perf_counter()
         if job.assessment.attempts == 1:  # insert to first pickup; retries would count their backoff too
             QUEUE_WAIT_SECONDS.observe(max(0.0, (datetime.now(UTC) - event.submitted_at).total_seconds()))
+        failure: str | None = None
         try:
-            outcome = await produce_outcome(job.assessment, job.prompt, job.cache_key, job.cached, self.recommender)
-            try:
-                completed = await self.committer.commit(_row(message.msg_id, event.assessment_id, outcome))
-            except psycopg.Error as exc:
-                if outcome.source == "fallback":
-                    raise
-                # The database refused what the AI (or the cache) produced. Never ask the AI again for this
-                # job: store fallback recommendations in this same attempt.
-                JOB_ERRORS.labels("unstorable_output").inc()
-                log.warning("could not store the AI's recommendations; storing fallback recommendations",
-                            extra={"error": type(exc).__name__, "source": outcome.source})
-                outcome = fallback_outcome(job.assessment, "invalid_output", started)
-                completed = await self.committer.commit(_row(message.msg_id, event.assessment_id, outcome))
-            JOBS.labels("completed" if completed else "skipped", outcome.source).inc()
-            JOB_SECONDS.observe(time.perf_counter() - started)
-            log.info("job completed" if completed else "job already finished elsewhere; acknowledged",
-                     extra={"source": outcome.source, "fallback_reason": outcome.fallback_reason,
-                            "latency_ms": outcome.latency_ms, "attempt": job.assessment.attempts})
-        except DatabaseUnavailable as exc:
-            JOB_ERRORS.labels("database_unavailable").inc()
-            log.warning("database unavailable; the job returns when its lease ends", extra={"error": str(exc)})
+            async with self.leases.hold(message):
+                outcome = await produce_outcome(job.assessment, job.prompt, job.cache_key, job.cached,
+                                                self.recommender)
+                result, outcome = await self._commit(job, outcome, started)
+            self._finished(job, outcome, result, started)
+        except (DatabaseUnavailable, DatabaseRefused) as exc:
+            kind = "database_unavailable" if isinstance(exc, DatabaseUnavailable) else "database_refused"
+            JOB_ERRORS.labels(kind).inc()
+            db_errors.report("commit", exc, "could not commit the job; it returns when its lease ends")
         except Exception as exc:  # one job's bug or bad data must never stop the worker
             JOB_ERRORS.labels(type(exc).__name__).inc()
             log.exception("job attempt failed", extra={"attempt": job.assessment.attempts})
-            await fail_attempt(self.db, message, event.assessment_id, job.assessment.attempts,
-                               self.settings.max_attempts, f"{type(exc).__name__}: {exc}")
+            failure = f"{type(exc).__name__}: {exc}"
         finally:
             self.in_flight.pop(message.msg_id, None)
             IN_FLIGHT.set(len(self.in_flight))
             self.slot_free.set()
+        if failure is not None:
+            # Out of the lease keeper's hands (above), so no extension overwrites the retry backoff; shielded,
+            # so a shutdown that cancels the job does not cut the bookkeeping short.
+            await asyncio.shield(fail_attempt(self.db, message, event.assessment_id, job.assessment.attempts,
+                                         self.settings.max_attempts, failure))
+
+    async def _commit(self, job: Job, outcome: Outcome, started: float) -> tuple[CommitOutcome, Outcome]:
+        """Commit `outcome`, shielded: a shutdown that cancels the job does not cut its commit short. If the
+        database refuses what the AI or the cache produced, commit fallback recommendations in this same
+        attempt instead: never ask the AI again."""
+        try:
+            return await asyncio.shield(self.committer.commit(ResultRow(job.message, job.event.assessment_id, outcome))
+                                   ), outcome
+        except psycopg.Error as exc:
+            if outcome.source == "fallback" or db_errors.classify(exc) != "bug":
+                raise
+            JOB_ERRORS.labels("unstorable_output").inc()
+            log.warning("could not store the AI's recommendations; storing fallback recommendations",
+                        extra={"error": type(exc).__name__, "source": outcome.source})
+            outcome = fallback_outcome(job.assessment, "unstorable_output", started)
+            return await asyncio.shield(self.committer.commit(ResultRow(job.message, job.event.assessment_id, outcome))
+                                   ), outcome
+
+    def _finished(self, job: Job, outcome: Outcome, result: CommitOutcome, started: float) -> None:
+        extra = {"source": outcome.source, "fallback_reason": outcome.fallback_reason,
+                 "latency_ms": outcome.latency_ms, "attempt": job.assessment.attempts}
+        if result == "completed":
+            JOBS.labels("completed", outcome.source).inc()
+            JOB_SECONDS.observe(time.perf_counter() - started)
+            log.info("job completed", extra=extra)
+        elif result == "finished":
+            JOBS.labels("skipped", outcome.source).inc()
+            log.info("job already finished elsewhere (or deleted); acknowledged", extra=extra)
+        elif result == "busy":
+            log.warning("the assessment stayed locked by another transaction; the job returns when its lease "
+                        "ends", extra=extra)
+        else:
+            log.warning("the job's lease was lost before its commit; its new holder completes it", extra=extra)
 
 
-def _row(msg_id: int, assessment_id: UUID, outcome: Outcome) -> dict[str, Any]:
-    """One job's row for the complete_jobs statement."""
-    return {"msg_id": msg_id, "assessment_id": str(assessment_id),
-            **outcome.recommendations.model_dump(mode="json"),
-            **outcome.model_dump(mode="json", exclude={"recommendations"})}
+async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _wait_any(*events: asyncio.Event, timeout: float | None) -> None:

@@ -1,7 +1,11 @@
 """The only module that talks SQL: named queries from worker/sql/queries.sql over a psycopg 3 pool.
 
-psycopg errors that mean "the database is not reachable" become DatabaseUnavailable; other database
-errors propagate as psycopg errors for the caller to record as a failed attempt.
+Errors are classified once, here at the boundary (worker/db_errors.py): transient ones become
+DatabaseUnavailable (retry later), permanent ones DatabaseRefused (an operator must act), and anything
+else propagates as the psycopg error it is (a bug; the caller records a failed attempt).
+
+Every write a lease holder makes passes its lease, (msg_id, read_ct), and is fenced by it: it changes
+nothing once the message has been delivered again (worker/sql/queries.sql, "Fencing").
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import psycopg
@@ -22,7 +26,9 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from worker.exceptions import DatabaseUnavailable
+from worker.db_errors import classify
+from worker.exceptions import DatabaseRefused, DatabaseUnavailable
+from worker.models import Outcome
 
 NOTIFY_CHANNEL = "assessment_submitted"
 ASSESSMENT_COLUMNS = ("id", "user_id", "assessment_type", "answers", "context", "status", "attempts", "created_at")
@@ -43,7 +49,7 @@ QUERIES = load_queries(resources.files("worker").joinpath("sql", "queries.sql").
 
 @dataclass(frozen=True)
 class Message:
-    """A leased pgmq message."""
+    """A leased pgmq message; (msg_id, read_ct) is the lease that fences this delivery's writes."""
 
     msg_id: int
     read_ct: int
@@ -51,15 +57,36 @@ class Message:
     body: Any
 
 
+# What take_jobs found for each message it leased (worker/sql/queries.sql: take_jobs).
+LeaseState = Literal["invalid", "started", "done", "overread", "exhausted", "busy"]
+
+
 @dataclass(frozen=True)
 class Leased:
-    """A message take_jobs leased: whether it is well formed, whether the assessment it names is held by
-    another transaction (busy), and the assessment's row if take_jobs started it or it is finished."""
+    """A message take_jobs leased, its state, and its assessment's row (None when it has none)."""
 
     message: Message
-    well_formed: bool
-    busy: bool
+    state: LeaseState
     assessment: dict[str, Any] | None
+
+
+# What complete_jobs did with each job (worker/sql/queries.sql: complete_jobs).
+CommitOutcome = Literal["completed", "finished", "busy", "lease_lost"]
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One finished job as complete_jobs takes it: its lease, its assessment, and the result to store."""
+
+    message: Message
+    assessment_id: UUID
+    outcome: Outcome
+
+    def as_json(self) -> dict[str, Any]:
+        return {"msg_id": self.message.msg_id, "read_ct": self.message.read_ct,
+                "assessment_id": str(self.assessment_id),
+                **self.outcome.recommendations.model_dump(mode="json"),
+                **self.outcome.model_dump(mode="json", exclude={"recommendations"})}
 
 
 @dataclass(frozen=True)
@@ -71,11 +98,18 @@ class QueueMetrics:
 
 @asynccontextmanager
 async def translate_errors() -> AsyncIterator[None]:
-    """Connection-level failures become DatabaseUnavailable (retry later); the rest propagate."""
+    """Transient errors become DatabaseUnavailable, permanent ones DatabaseRefused; bugs propagate."""
     try:
         yield
-    except psycopg.OperationalError as exc:  # includes AdminShutdown and psycopg_pool.PoolTimeout
-        raise DatabaseUnavailable(f"database unreachable: {exc}") from exc
+    except psycopg.Error as exc:
+        kind = classify(exc)
+        if kind == "transient":
+            what = "database unreachable" if exc.sqlstate is None or exc.sqlstate.startswith("08") else (
+                f"database busy ({type(exc).__name__})")
+            raise DatabaseUnavailable(f"{what}: {exc}") from exc
+        if kind == "permanent":
+            raise DatabaseRefused(f"database refused the statement ({type(exc).__name__}): {exc}") from exc
+        raise
 
 
 # Connections per worker, whatever WORKER_CONCURRENCY is: jobs wait for the AI, not for the database. The
@@ -154,46 +188,59 @@ class Database:
             _last_used[conn] = time.monotonic()
             return rows  # type: ignore[return-value]
 
-    async def take_jobs(self, qty: int, lease_seconds: int, max_reads: int, in_flight: Collection[int]
-                        ) -> list[Leased]:
-        """Lease up to `qty` messages and start the assessments they name (worker/sql/queries.sql:
-        take_jobs)."""
+    async def take_jobs(self, qty: int, lease_seconds: int, max_reads: int, max_attempts: int,
+                        in_flight: Collection[int]) -> list[Leased]:
+        """Lease up to `qty` messages not in `in_flight` and start the assessments they name
+        (worker/sql/queries.sql: take_jobs)."""
         rows = await self._fetch("take_jobs", {"qty": qty, "vt": lease_seconds, "max_reads": max_reads,
-                                               "in_flight": list(in_flight)}, durable=False)
-        return [Leased(Message(r["msg_id"], r["read_ct"], r["enqueued_at"], r["message"]), r["well_formed"],
-                       r["busy"], None if r["id"] is None else {key: r[key] for key in ASSESSMENT_COLUMNS})
+                                               "max_attempts": max_attempts, "in_flight": list(in_flight)},
+                                 durable=False)
+        return [Leased(Message(r["msg_id"], r["read_ct"], r["enqueued_at"], r["message"]), r["state"],
+                       None if r["id"] is None else {key: r[key] for key in ASSESSMENT_COLUMNS})
                 for r in rows]
 
-    async def extend_leases(self, msg_ids: Sequence[int], lease_seconds: int) -> None:
-        await self._fetch("set_leases", {"msg_ids": list(msg_ids), "vt": lease_seconds}, durable=False)
+    async def extend_leases(self, messages: Sequence[Message], lease_seconds: int) -> set[int]:
+        """Move the leases of `messages` `lease_seconds` ahead; returns the msg_ids still held."""
+        rows = await self._fetch("extend_leases", _leases(messages) | {"vt": lease_seconds}, durable=False)
+        return {row["msg_id"] for row in rows}
 
-    async def release_leases(self, msg_ids: Sequence[int]) -> None:
-        await self.extend_leases(msg_ids, 0)
+    async def release_leases(self, messages: Sequence[Message]) -> set[int]:
+        """Make `messages` visible now; returns the msg_ids that were still held."""
+        rows = await self._fetch("release_leases", _leases(messages), durable=False)
+        return {row["msg_id"] for row in rows}
 
     async def find_cached(self, cache_keys: Sequence[str], ttl_seconds: float) -> dict[str, dict[str, Any]]:
         """{cache_key: the newest AI result for it younger than ttl_seconds}, one query for a batch."""
         rows = await self._fetch("find_cached", {"cache_keys": list(cache_keys), "ttl": ttl_seconds}, durable=False)
         return {row["cache_key"]: row for row in rows}
 
-    async def complete_jobs(self, jobs: Sequence[dict[str, Any]]) -> dict[int, bool]:
-        """Commit a batch of results; returns {msg_id: whether that message's job completed its assessment}."""
-        rows = await self._fetch("complete_jobs", {"jobs": Jsonb(list(jobs))})
-        return {row["msg_id"]: row["completed"] for row in rows}
+    async def complete_jobs(self, results: Sequence[ResultRow]) -> dict[int, CommitOutcome]:
+        """Commit a batch of results; returns {msg_id: what complete_jobs did with that job}."""
+        rows = await self._fetch("complete_jobs", {"jobs": Jsonb([result.as_json() for result in results])})
+        return {row["msg_id"]: row["outcome"] for row in rows}
 
-    async def acknowledge(self, msg_ids: Sequence[int]) -> None:
-        await self._fetch("acknowledge", {"msg_ids": list(msg_ids)}, durable=False)
+    async def acknowledge(self, messages: Sequence[Message]) -> set[int]:
+        """Archive held `messages` that need no work; returns the msg_ids archived."""
+        rows = await self._fetch("acknowledge", _leases(messages), durable=False)
+        return {row["msg_id"] for row in rows}
 
-    async def record_failure(self, msg_id: int, assessment_id: UUID, user_message: str, delay_seconds: int) -> None:
-        """Make the message visible again in `delay_seconds`; the owner reads `user_message` in last_error."""
-        await self._fetch(
+    async def record_failure(self, message: Message, assessment_id: UUID, user_message: str,
+                             delay_seconds: int) -> bool:
+        """Make the held message visible again in `delay_seconds`; the owner reads `user_message` in
+        last_error. False (nothing changed) when the message was delivered again since."""
+        [row] = await self._fetch(
             "record_failure",
-            {"msg_id": msg_id, "assessment_id": assessment_id, "error": user_message, "delay": delay_seconds},
+            {"msg_id": message.msg_id, "read_ct": message.read_ct, "assessment_id": assessment_id,
+             "error": user_message, "delay": delay_seconds},
         )
+        return bool(row["held"])
 
-    async def dead_letter(self, message: Message, assessment_id: UUID | None, reason: str, user_message: str) -> None:
-        """Move `message` to the dead-letter queue with `reason` (operators read it); fail `assessment_id`, if
-        given, with `user_message` (its owner reads it)."""
-        await self._fetch(
+    async def dead_letter(self, message: Message, assessment_id: UUID | None, reason: str, user_message: str
+                          ) -> bool:
+        """Move the held `message` to the dead-letter queue with `reason` (operators read it); fail
+        `assessment_id`, if given, with `user_message` (its owner reads it). False (nothing changed) when
+        the message was delivered again since."""
+        [row] = await self._fetch(
             "dead_letter",
             {
                 "message": Jsonb(message.body),
@@ -204,6 +251,7 @@ class Database:
                 "assessment_id": assessment_id,
             },
         )
+        return bool(row["held"])
 
     async def dlq_list(self, limit: int) -> list[dict[str, Any]]:
         return await self._fetch("dlq_list", {"limit": limit})
@@ -227,6 +275,10 @@ class Database:
 
     async def status_counts(self) -> dict[str, int]:
         return {row["status"]: row["count"] for row in await self._fetch("status_counts")}
+
+
+def _leases(messages: Sequence[Message]) -> dict[str, list[int]]:
+    return {"msg_ids": [m.msg_id for m in messages], "read_cts": [m.read_ct for m in messages]}
 
 
 async def listen(url: str) -> psycopg.AsyncConnection[Any]:

@@ -6,6 +6,12 @@ the private topics `assessment:<id>` and `user:<user_id>`; the Broadcast event n
 `scripts/gen-contract` writes their JSON Schemas into docs/events.md and their TypeScript types into
 docs/frontend.md (tests/unit/test_contract.py fails when those drift); tests/integration/test_events.py
 checks that the SQL that produces them produces exactly this.
+
+SQL checks the form of `assessment_submitted` once more where it reads the queue (worker/sql/queries.sql:
+take_jobs, by regex: the type, version, canonical ids, an ISO 8601 time, five keys) so that nothing but an
+event can start an assessment in that statement; it is a guard, not a second contract. The worker
+validates every message against the model below, and one that passes the guard but not the model is
+dead-lettered.
 """
 
 from __future__ import annotations

@@ -2,10 +2,14 @@
 
     WorkerError
     ├── ConfigError          a setting is missing or invalid; the message names the variable
-    ├── InvalidEvent         a queue message is not a valid assessment_submitted event
-    ├── InvalidAssessment    a stored assessment does not satisfy the answer rules
-    ├── DatabaseUnavailable  the database cannot be reached right now; retry later
+    ├── BackgroundTaskDied   a loop the worker needs (lease keeper, committer, ...) ended; the worker stops
+    ├── DatabaseUnavailable  transient: the database cannot do it right now; retry later
+    ├── DatabaseRefused      permanent: a grant, an object or a limit is missing; an operator must act
+    ├── AiAttemptFailed      one try of the AI step failed (retryable or not)
     └── AiUnavailable        the AI could not produce usable recommendations (reason says why)
+
+A database error that is neither (a constraint the worker broke, a syntax error) is a bug and stays the
+psycopg error it is (worker/db.py: classify).
 """
 
 from __future__ import annotations
@@ -19,16 +23,16 @@ class ConfigError(WorkerError):
     """A setting is missing or invalid."""
 
 
-class InvalidEvent(WorkerError):
-    """A queue message is not a valid assessment_submitted event."""
-
-
-class InvalidAssessment(WorkerError):
-    """A stored assessment does not satisfy the answer rules."""
+class BackgroundTaskDied(WorkerError):
+    """A background loop of the worker ended; the message names it."""
 
 
 class DatabaseUnavailable(WorkerError):
-    """The database cannot be reached right now."""
+    """Transient: connection lost, deadlock, serialization failure, query cancelled, lock not available."""
+
+
+class DatabaseRefused(WorkerError):
+    """Permanent: insufficient privilege, an undefined object, a program limit; retrying will not help."""
 
 
 class AiUnavailable(WorkerError):

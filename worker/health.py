@@ -13,11 +13,9 @@ import asyncio
 import logging
 import time
 
-import psycopg
-
 from worker.db import Database
-from worker.exceptions import DatabaseUnavailable
-from worker.metrics import QUEUE_DEPTH, QUEUE_OLDEST_AGE_SECONDS, READY
+from worker.db_errors import classify, describe
+from worker.metrics import DATABASE_ERRORS, QUEUE_DEPTH, QUEUE_OLDEST_AGE_SECONDS, READY
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +44,15 @@ class Health:
                 queues = await self.db.queue_metrics()
         except TimeoutError:
             self._set(f"database unreachable: no answer within {CHECK_TIMEOUT_SECONDS:g}s", None)
-        except (DatabaseUnavailable, psycopg.OperationalError) as exc:
-            self._set("database unreachable", exc)
-        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction,
-                psycopg.errors.InvalidSchemaName) as exc:
-            self._set("queue assessment_submitted is missing; run the migrations", exc)
-        except psycopg.Error as exc:
-            self._set("database error (see the worker's log)", exc)
+        except Exception as exc:
+            kind = classify(exc)
+            DATABASE_ERRORS.labels("readiness", kind).inc()
+            if kind == "transient":
+                self._set("database unreachable" if "unreachable" in str(exc) else "database busy", exc)
+            elif kind == "permanent":
+                self._set(describe(exc), exc)
+            else:
+                self._set("database error (see the worker's log)", exc)
         else:
             for queue in queues:
                 QUEUE_DEPTH.labels(queue.queue_name).set(queue.length)

@@ -69,14 +69,27 @@ LISTEN_CONNECTED = Gauge(
 )
 # What the worker retries when the database refuses or is away; each is also logged.
 DATABASE_OPERATIONS = ("take", "commit", "extend_leases", "release_leases", "acknowledge", "cache_lookup",
-                       "record_failure", "dead_letter")
+                       "record_failure", "dead_letter", "readiness")
+# transient: retried; permanent: an operator must act (a grant, a migration); bug: neither (worker/db_errors.py).
+DATABASE_ERROR_KINDS = ("transient", "permanent", "bug")
 DATABASE_ERRORS = Counter(
     "assessment_database_errors_total", "Database statements that failed and were left to a retry or a lease, "
-    f"by operation ({', '.join(DATABASE_OPERATIONS)}); commit is retried in place.", ["operation"],
+    f"by operation ({', '.join(DATABASE_OPERATIONS)}) and kind ({', '.join(DATABASE_ERROR_KINDS)}); commit is "
+    "retried in place.", ["operation", "kind"],
     registry=REGISTRY,
 )
 for _operation in DATABASE_OPERATIONS:  # present from the start, so rate() and increase() see the first one
-    DATABASE_ERRORS.labels(_operation)
+    for _kind in DATABASE_ERROR_KINDS:
+        DATABASE_ERRORS.labels(_operation, _kind)
+# Writes refused by fencing: this worker's lease had lapsed and the message was delivered again since.
+FENCED_OPERATIONS = ("extend_leases", "release_leases", "commit", "acknowledge", "record_failure", "dead_letter")
+FENCED_WRITES = Counter(
+    "assessment_fenced_writes_total", "Writes that changed nothing because the job's message had been delivered "
+    f"again since this worker leased it, by operation ({', '.join(FENCED_OPERATIONS)}).", ["operation"],
+    registry=REGISTRY,
+)
+for _operation in FENCED_OPERATIONS:
+    FENCED_WRITES.labels(_operation)
 READY = Gauge(
     "assessment_worker_ready", "1 when the last readiness check (/ready, and every queue-metrics refresh) passed.",
     registry=REGISTRY,

@@ -22,7 +22,10 @@ from worker.prompt import Prompt
 log = logging.getLogger(__name__)
 
 
-for _reason in REASONS:  # present from the start, so rate() and increase() see the first one
+# Why recommendations came from the fallback rules (result_test.fallback_reason): the AI step's reasons,
+# a bug in the AI client (ai_client_bug), or AI output the database refused to store (unstorable_output).
+FALLBACK_REASONS = REASONS | {"ai_client_bug", "unstorable_output"}
+for _reason in FALLBACK_REASONS:  # present from the start, so rate() and increase() see the first one
     FALLBACKS.labels(_reason)
 
 
@@ -74,7 +77,7 @@ async def produce_outcome(
         return fallback_outcome(assessment, exc.reason, started)
     except Exception:  # a bug in the AI client must not fail the job either: the AI never blocks completion
         log.exception("the AI client failed unexpectedly; using fallback recommendations")
-        return fallback_outcome(assessment, "invalid_output", started)
+        return fallback_outcome(assessment, "ai_client_bug", started)
     return Outcome(
         recommendations=result.recommendations, source="ai", model=result.model,
         prompt_version=prompt.version, cache_key=cache_key, prompt_tokens=result.prompt_tokens,

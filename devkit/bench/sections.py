@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from devkit import localdb
 from devkit.bench import pgbench
 from devkit.bench.run import CLIENTS, RUN_USERS, Bench, frozen, machine_busy_seconds, note, percentile
+from devkit.postgrest import acting_as
 from devkit.processes import FakeAiProcess, cpu_seconds, process_tree_cpu_seconds
 
 LATENCY_RATE = 100.0  # offered load of the latency section, inserts per second
@@ -77,13 +79,10 @@ def trigger_costs(bench: Bench) -> dict[str, Any]:
     executions: list[float] = []
     triggers: dict[str, list[float]] = {}
     user = bench.users[0]
-    with bench.conn.transaction(force_rollback=True):
-        bench.conn.execute("set local role authenticated")
-        bench.conn.execute("select set_config('request.jwt.claims', %s, true)",
-                           (f'{{"sub": "{user}", "role": "authenticated", "aud": "authenticated"}}',))
+    with acting_as(bench.conn, uuid.UUID(user)) as cur:  # as PostgREST would run it; rolled back
         for n in range(TRIGGER_SAMPLES + 5):  # the first few plan and warm the caches
             answers = pgbench.ANSWERS_SQL.replace(":n", str(n))
-            plan = [row[0] for row in bench.conn.execute(
+            plan = [row["QUERY PLAN"] for row in cur.execute(
                 "explain (analyze, costs off) insert into public.test_assessment (assessment_type, answers, context) "
                 f"values ('career', {answers}, {pgbench.CONTEXT_SQL}) returning id")]
             if n < 5:

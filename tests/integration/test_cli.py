@@ -43,31 +43,37 @@ def test_cli_stats_prints_queues_and_statuses(admin: psycopg.Connection, databas
         assert f"assessments {status}: " in result.stdout
 
 
-async def test_cli_dlq_list_and_requeue_bring_a_failed_job_back(
+async def test_cli_dlq_requeue_gives_a_job_that_used_its_attempts_a_full_set_again(
     admin: psycopg.Connection, database_url: str
 ) -> None:
+    """The operator's recovery step (docs/operations.md, dead letters): the cause is fixed, the job is
+    requeued, and the same worker settings complete it. Requeue restores every attempt."""
     [assessment_id] = submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(23)}])
-    admin.execute("update public.test_assessment set status = 'processing', attempts = 1 where id = %s",
-                  (assessment_id,))  # one attempt that never finished
-    async with FakeOpenAI() as ai:
-        settings = settings_for(database_url, max_attempts=1, cache_ttl_seconds=0)
-        async with running_worker(settings, recommender_for(settings, ai.base_url)):
-            await wait_for_status(database_url, [assessment_id], statuses=("failed",))
+    settings = settings_for(database_url, max_attempts=1, cache_ttl_seconds=0)
+    # The cause: every result is refused, so the job's one attempt fails.
+    admin.execute("alter table public.result_test add constraint test_reject_all check (latency_ms < 0) not valid")
+    try:
+        async with FakeOpenAI() as ai:
+            async with running_worker(settings, recommender_for(settings, ai.base_url)):
+                [failed] = await wait_for_status(database_url, [assessment_id], statuses=("failed",))
+            assert failed["attempts"] == 1
+            listed = await asyncio.to_thread(run_cli, database_url, "dlq", "list")
+            assert listed.returncode == 0 and str(assessment_id) in listed.stdout
+            assert '"reason": "attempt 1 of 1 failed: CheckViolation' in listed.stdout
 
-        listed = await asyncio.to_thread(run_cli, database_url, "dlq", "list")
-        assert listed.returncode == 0 and str(assessment_id) in listed.stdout
-        assert '"reason": "attempts exhausted: 1 of 1"' in listed.stdout
+            admin.execute("alter table public.result_test drop constraint test_reject_all")  # the fix
+            requeued = await asyncio.to_thread(run_cli, database_url, "dlq", "requeue", "--all")
+            assert requeued.returncode == 0 and "requeued dead letter" in requeued.stdout
+            [row] = await fetch(database_url, "select status::text, attempts, last_error from public.test_assessment "
+                                "where id = %s", (assessment_id,))
+            assert row == {"status": "queued", "attempts": 0, "last_error": None}
 
-        requeued = await asyncio.to_thread(run_cli, database_url, "dlq", "requeue", "--all")
-        assert requeued.returncode == 0 and "requeued dead letter" in requeued.stdout
-        [row] = await fetch(database_url, "select status::text, last_error from public.test_assessment "
-                            "where id = %s", (assessment_id,))
-        assert row == {"status": "queued", "last_error": None}
-
-        settings = settings_for(database_url, cache_ttl_seconds=0)
-        async with running_worker(settings, recommender_for(settings, ai.base_url)):
-            [done] = await wait_for_status(database_url, [assessment_id])
-    assert (done["source"], done["results"]) == ("ai", 1)
+            async with running_worker(settings, recommender_for(settings, ai.base_url)):  # the same settings
+                [done] = await wait_for_status(database_url, [assessment_id])
+    finally:
+        admin.execute("alter table public.result_test drop constraint if exists test_reject_all")
+    assert (done["source"], done["results"], done["attempts"]) == ("ai", 1, 1)
+    assert await fetch(database_url, "select 1 from pgmq.q_assessment_submitted_dlq") == []
     empty = await asyncio.to_thread(run_cli, database_url, "dlq", "requeue", "--all")
     assert "the dead-letter queue is empty" in empty.stdout
 

@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.factories import message, result_row
 from tests.worker_support import eventually
 from worker.committer import Committer
 from worker.db import Database
-from worker.leases import keep_leases
+from worker.leases import LeaseKeeper
 from worker.metrics import REGISTRY
 
 
@@ -23,15 +24,15 @@ async def unreachable() -> AsyncIterator[Database]:
     await db.close()
 
 
-def _errors(operation: str) -> float:
-    return REGISTRY.get_sample_value("assessment_database_errors_total", {"operation": operation}) or 0.0
+def _errors(operation: str, kind: str = "transient") -> float:
+    return REGISTRY.get_sample_value("assessment_database_errors_total", {"operation": operation, "kind": kind}) or 0.0
 
 
 async def test_a_commit_the_database_cannot_take_is_retried_and_counted(unreachable: Database) -> None:
     before = _errors("commit")
     committer = Committer(unreachable)
     running = asyncio.create_task(committer.run())
-    commit = asyncio.create_task(committer.commit({"msg_id": 1}))
+    commit = asyncio.create_task(committer.commit(result_row()))
     try:
         assert await eventually(lambda: _errors("commit") >= before + 2, timeout=10)
         assert not commit.done()  # still retrying: a computed result waits for the database to come back
@@ -43,7 +44,11 @@ async def test_a_commit_the_database_cannot_take_is_retried_and_counted(unreacha
 
 async def test_a_lease_extension_the_database_cannot_take_is_counted(unreachable: Database) -> None:
     before = _errors("extend_leases")
-    keeper = asyncio.create_task(keep_leases(unreachable, 3, lambda: [1, 2]))  # extends every second
+    leases = LeaseKeeper(unreachable, 3)
+    held = [leases.hold(message(1)), leases.hold(message(2))]
+    for lease in held:
+        await lease.__aenter__()
+    keeper = asyncio.create_task(leases.run())  # extends every second
     try:
         assert await eventually(lambda: _errors("extend_leases") >= before + 1, timeout=10)
     finally:

@@ -95,7 +95,8 @@ async def test_ops_health_ready_and_metrics_answer(admin: psycopg.Connection, da
                  "assessment_job_seconds_bucket", "assessment_ai_tokens_total", "assessment_jobs_in_flight",
                  "assessment_queue_depth", "assessment_queue_oldest_message_age_seconds", "assessment_worker_ready",
                  "assessment_ai_cost_usd_total", "assessment_worker_listen_connected",
-                 'assessment_database_errors_total{operation="commit"}'):
+                 'assessment_database_errors_total{kind="transient",operation="commit"}',
+                 'assessment_fenced_writes_total{operation="commit"}'):
         assert name in text, name
 
 

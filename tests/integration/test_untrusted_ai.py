@@ -147,7 +147,7 @@ async def test_worker_falls_back_in_the_same_attempt_when_the_database_refuses_a
     async with running_worker(settings, recommender_for(settings, fake.base_url)):
         [row] = await wait_for_status(database_url, [assessment_id])
     assert (row["source"], row["fallback_reason"], row["attempts"], row["last_error"]) == (
-        "fallback", "invalid_output", 1, None)
+        "fallback", "unstorable_output", 1, None)
     assert len(fake.requests) == 1
 
 

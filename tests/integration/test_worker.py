@@ -266,9 +266,14 @@ async def test_worker_dead_letters_after_max_attempts(
     async with running_worker(settings, recommender_for(settings, fake.base_url)):
         [row] = await wait_for_status(database_url, [assessment_id], statuses=("failed",))
     assert row["last_error"] == GAVE_UP and row["results"] == 0
+    assert row["attempts"] == 3  # dead-lettered without a fourth, phantom start
     assert fake.requests == []
     [dead] = await fetch(database_url, "select message from pgmq.q_assessment_submitted_dlq")
     assert dead["message"]["reason"] == "attempts exhausted: 3 of 3"
+    # The owner saw processing (the unfinished attempts) and then failed, nothing in between.
+    events = await fetch(database_url, "select event from realtime.messages where topic = %s "
+                         "order by inserted_at, id", (f"assessment:{assessment_id}",))
+    assert [e["event"] for e in events] == ["assessment_processing", "assessment_failed"]
 
 
 async def test_worker_dead_letters_a_message_that_never_starts(
@@ -302,7 +307,7 @@ async def test_worker_retries_a_failed_attempt_then_dead_letters_it(
     assert row["attempts"] == 2
     assert row["last_error"] == GAVE_UP
     dead = await fetch(database_url, "select message from pgmq.q_assessment_submitted_dlq")
-    assert len(dead) == 1 and dead[0]["message"]["reason"].startswith("attempt 2 failed")
+    assert len(dead) == 1 and dead[0]["message"]["reason"].startswith("attempt 2 of 2 failed")
     assert "test_reject_all" in dead[0]["message"]["reason"]
     assert len(fake.requests) == 2  # one AI call per attempt; each attempt then tried fallback, not the AI again
 

@@ -98,4 +98,4 @@ async def test_worker_reconnects_after_the_database_restarts(
         rows = await wait_for_status(database_url, after, timeout=30)
         assert worker.process.poll() is None, "the worker must survive a database restart"
     assert all(row["results"] == 1 for row in rows)
-    assert "cannot read jobs; retrying" in worker.log() or "LISTEN connection lost" in worker.log()
+    assert "cannot read or start jobs; retrying" in worker.log() or "LISTEN connection lost" in worker.log()

@@ -78,7 +78,7 @@ def test_postgres_restart_mid_run_loses_nothing(
         assert worker.process.poll() is None, "the worker must survive a database restart"
     assert_no_loss(outcome, workers)
     log = worker.log()
-    assert "cannot read jobs; retrying" in log or "LISTEN connection lost" in log, workers.logs_tail()
+    assert "cannot read or start jobs; retrying" in log or "LISTEN connection lost" in log, workers.logs_tail()
 
 
 def test_worker_sessions_terminated_repeatedly_loses_nothing(

@@ -6,7 +6,6 @@ import random
 
 from worker.ai import BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS
 from worker.backoff import backoff
-from worker.failures import retry_delay_seconds
 
 
 def test_backoff_doubles_from_the_base_up_to_the_cap() -> None:
@@ -34,6 +33,3 @@ def test_backoff_with_jitter_is_reproducible_for_a_seed() -> None:
 
     assert delay(5) == delay(5)
 
-
-def test_retry_delay_of_a_failed_job_is_2_4_8_seconds_capped_at_60() -> None:
-    assert [retry_delay_seconds(n) for n in (1, 2, 3, 5, 6, 50)] == [2, 4, 8, 32, 60, 60]

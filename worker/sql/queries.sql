@@ -4,27 +4,33 @@
 -- Queue names are fixed here: assessment_submitted (jobs) and assessment_submitted_dlq (dead letters).
 
 -- name: take_jobs
--- Lease up to qty visible messages for vt seconds and, in the same statement, mark processing the
--- assessments that startable messages name: one round trip and one commit from a notification to
+-- Lease up to qty visible messages for vt seconds and, in the same statement, start (mark processing)
+-- the assessments that startable messages name: one round trip and one commit from a notification to
 -- prepared jobs. The lease is what pgmq.read does (oldest visible messages first, FOR UPDATE SKIP LOCKED,
 -- vt moved, read_ct counted) written out on the queue table, because pgmq.read runs its own query with a
 -- newer snapshot than this statement's: it could lease a message whose assessment, committed with it, this
 -- statement cannot see yet. Written here, the message and its assessment are seen together or not at all
--- (and the statement is planned once, not on every call; docs/decisions/0010).
--- A message is startable when it is well formed (the shape the enqueue trigger writes: canonical ids, an
--- ISO 8601 submitted_at, the five keys), has been read at most max_reads times, and is not in flight in
--- this worker already. The worker validates the whole contract too and dead-letters a message that fails
--- either check; one that passed this check only (a date such as February 30) has started its assessment,
--- which then fails.
--- Returns every leased message with well_formed, with busy when the assessment it names is queued or
--- processing (as of this statement's snapshot) but was not started here (another transaction held it, or
--- the message was not startable),
--- and with its assessment when it was started by this statement or is completed or failed. Nothing here
--- waits for a lock, so this statement cannot deadlock with the ones that lock assessments first.
+-- (and the statement is planned once, not on every call; docs/decisions/0010). Messages this worker has in
+-- flight are never leased again by it: their lease is the lease keeper's to extend.
+-- A message is startable when it is well formed, has been read at most max_reads times, and its
+-- assessment is queued or processing with fewer than max_attempts starts: a job whose attempts are used
+-- up is dead-lettered without being started again.
+-- Well formed is the shape the enqueue trigger writes (type and version, canonical lowercase ids, an ISO
+-- 8601 submitted_at, exactly five keys). It is checked here, in SQL, only so that nothing that is not an
+-- event can start an assessment; worker/events.py is the contract and the worker validates every message
+-- against it too (a date such as February 30 passes this check and fails that one).
+-- Returns every leased message with its state:
+--   invalid   not well formed; no assessment was touched
+--   started   its assessment was started by this statement (the row is returned)
+--   done      its assessment is completed, failed or deleted: nothing to do
+--   overread  read more than max_reads times without starting (something fails before processing)
+--   exhausted its assessment has used its max_attempts starts (the row is returned, not started)
+--   busy      its assessment is queued or processing but another transaction holds it: left leased
+-- Nothing here waits for a lock (SKIP LOCKED throughout), so it cannot deadlock with anything.
 with visible as materialized (  -- run once: a re-run of SKIP LOCKED could pick further rows
   select msg_id
   from pgmq.q_assessment_submitted
-  where vt <= clock_timestamp()
+  where vt <= clock_timestamp() and msg_id <> all(%(in_flight)s::bigint[])
   order by msg_id
   limit %(qty)s
   for update skip locked
@@ -45,14 +51,12 @@ with visible as materialized (  -- run once: a re-run of SKIP LOCKED could pick 
               then (l.message ->> 'assessment_id')::uuid end as assessment_id
   from leased l
 ), startable as (
-  -- SKIP LOCKED: an assessment locked now is being committed, failed or deleted by someone else. Waiting
-  -- for it while holding its message could deadlock with a commit, which locks assessments first. (NO KEY:
+  -- SKIP LOCKED: an assessment locked now is being committed, failed or deleted by someone else. (NO KEY:
   -- the lock the update takes anyway, so result inserts' foreign-key checks do not make it busy.)
   select a.id
   from public.test_assessment a
-  where a.id in (select n.assessment_id from named n
-                 where n.read_ct <= %(max_reads)s and n.msg_id <> all(%(in_flight)s::bigint[]))
-    and a.status in ('queued', 'processing')
+  where a.id in (select n.assessment_id from named n where n.read_ct <= %(max_reads)s)
+    and a.status in ('queued', 'processing') and a.attempts < %(max_attempts)s
   for no key update skip locked
 ), started as (
   update public.test_assessment a
@@ -60,25 +64,68 @@ with visible as materialized (  -- run once: a re-run of SKIP LOCKED could pick 
   from startable s
   where a.id = s.id
   returning a.id, a.user_id, a.assessment_type, a.answers, a.context, a.status, a.attempts, a.created_at
-), finished as (
+), snapshot as (
+  -- As of this statement's snapshot (before `started`): what the other states are decided on.
   select a.id, a.user_id, a.assessment_type, a.answers, a.context, a.status, a.attempts, a.created_at
   from public.test_assessment a
-  where a.id in (select assessment_id from named) and a.status in ('completed', 'failed')
+  where a.id in (select assessment_id from named)
 )
-select n.msg_id, n.read_ct, n.enqueued_at, n.message, n.assessment_id is not null as well_formed,
-       (j.id is null and exists (select from public.test_assessment a
-                                 where a.id = n.assessment_id and a.status in ('queued', 'processing'))) as busy,
-       j.id, j.user_id, j.assessment_type, j.answers, j.context, j.status, j.attempts, j.created_at
+select n.msg_id, n.read_ct, n.enqueued_at, n.message,
+       case when n.assessment_id is null then 'invalid'
+            when s.id is not null then 'started'
+            when c.id is null or c.status in ('completed', 'failed') then 'done'
+            when n.read_ct > %(max_reads)s then 'overread'
+            when c.attempts >= %(max_attempts)s then 'exhausted'
+            else 'busy' end as state,
+       coalesce(s.id, c.id) as id, coalesce(s.user_id, c.user_id) as user_id,
+       coalesce(s.assessment_type, c.assessment_type) as assessment_type,
+       coalesce(s.answers, c.answers) as answers, coalesce(s.context, c.context) as context,
+       coalesce(s.status, c.status) as status, coalesce(s.attempts, c.attempts) as attempts,
+       coalesce(s.created_at, c.created_at) as created_at
 from named n
-left join (select * from started union all select * from finished) j on j.id = n.assessment_id
+left join started s on s.id = n.assessment_id
+left join snapshot c on c.id = n.assessment_id
 order by n.msg_id;
 
--- name: set_leases
--- Make in-flight messages visible again vt seconds from now: extends their leases, or with vt = 0
--- releases them at once (graceful shutdown). set_vt returns a set, so it runs once per id in FROM.
-select count(*)
-from unnest(%(msg_ids)s::bigint[]) as msg_id,
-     pgmq.set_vt('assessment_submitted', msg_id, %(vt)s);
+-- Lock order. Every statement that waits for locks takes the queue's rows first, in msg_id order, and
+-- assessments after them; take_jobs and the users' own statements never wait for a queue row. So no two
+-- of them can wait for each other in a cycle (no deadlock).
+
+-- Fencing. A lease is (msg_id, read_ct): read_ct counts deliveries, so a message read again by anyone
+-- has a new one. Every write a lease holder makes checks it, and changes nothing (returns held = false)
+-- when the message has been delivered again since: the new holder owns the job now.
+
+-- name: extend_leases
+-- Make held messages visible again vt seconds from now; returns the msg_ids still held.
+with held as (
+  select q.msg_id
+  from pgmq.q_assessment_submitted q
+  join unnest(%(msg_ids)s::bigint[], %(read_cts)s::integer[]) as l(msg_id, read_ct)
+    on q.msg_id = l.msg_id and q.read_ct = l.read_ct
+  order by q.msg_id
+  for update of q
+)
+update pgmq.q_assessment_submitted q
+set vt = clock_timestamp() + make_interval(secs => %(vt)s)
+from held
+where q.msg_id = held.msg_id
+returning q.msg_id;
+
+-- name: release_leases
+-- Make held messages visible now (graceful shutdown); returns the msg_ids still held.
+with held as (
+  select q.msg_id
+  from pgmq.q_assessment_submitted q
+  join unnest(%(msg_ids)s::bigint[], %(read_cts)s::integer[]) as l(msg_id, read_ct)
+    on q.msg_id = l.msg_id and q.read_ct = l.read_ct
+  order by q.msg_id
+  for update of q
+)
+update pgmq.q_assessment_submitted q
+set vt = clock_timestamp()
+from held
+where q.msg_id = held.msg_id
+returning q.msg_id;
 
 -- name: find_cached
 -- For each cache key, the newest AI result for the same prompt and model younger than ttl seconds.
@@ -89,22 +136,40 @@ where cache_key = any(%(cache_keys)s::text[]) and source = 'ai'
 order by cache_key, created_at desc;
 
 -- name: complete_jobs
--- ONE statement for a batch of finished jobs: insert each result, mark its assessment completed and
--- archive its message. An assessment that is no longer processing (completed by another delivery,
--- failed, or deleted) gets no result, but its message is still archived.
+-- ONE statement for a batch of finished jobs: for each job whose lease still holds, insert its result,
+-- mark its assessment completed and archive its message. Returns each job's outcome:
+--   completed   this job's result completed the assessment
+--   finished    the assessment was no longer processing (completed by another delivery, failed, deleted):
+--               no result, the message archived
+--   busy        another transaction holds the assessment (its owner deleting it, say): nothing written,
+--               the message stays leased; commit again shortly
+--   lease_lost  the message was delivered again since this job's lease (fencing): nothing written
 with input as (
   select *
   from jsonb_to_recordset(%(jobs)s::jsonb) as j(
-    msg_id bigint, assessment_id uuid, summary text, recommendations jsonb,
+    msg_id bigint, read_ct integer, assessment_id uuid, summary text, recommendations jsonb,
     source public.recommendation_source, fallback_reason text, model text, prompt_version text,
     cache_key text, prompt_tokens integer, completion_tokens integer, latency_ms integer)
-), locked as (
+), held as materialized (
+  select q.msg_id
+  from pgmq.q_assessment_submitted q
+  join input i on i.msg_id = q.msg_id and i.read_ct = q.read_ct
+  order by q.msg_id
+  for update of q
+), locked as materialized (
+  -- SKIP LOCKED: no user statement (a DELETE that runs for seconds) can hold up a commit.
   select a.id, a.user_id
   from public.test_assessment a
-  join input i on i.assessment_id = a.id
-  where a.status = 'processing'
-  order by a.id  -- a fixed lock order: two workers completing overlapping batches cannot deadlock
-  for update of a
+  where a.id in (select i.assessment_id from input i join held h on h.msg_id = i.msg_id)
+    and a.status = 'processing'
+  order by a.id
+  for no key update of a skip locked
+), busy as (
+  -- Processing as of this statement's snapshot but not lockable: someone else holds it right now.
+  select a.id
+  from public.test_assessment a
+  where a.id in (select i.assessment_id from input i join held h on h.msg_id = i.msg_id)
+    and a.status = 'processing' and a.id not in (select id from locked)
 ), inserted as (
   insert into public.result_test (
     assessment_id, user_id, summary, recommendations, source, fallback_reason, model,
@@ -112,6 +177,7 @@ with input as (
   select i.assessment_id, l.user_id, i.summary, i.recommendations, i.source, i.fallback_reason, i.model,
          i.prompt_version, i.cache_key, i.prompt_tokens, i.completion_tokens, i.latency_ms
   from input i
+  join held h on h.msg_id = i.msg_id
   join locked l on l.id = i.assessment_id
   on conflict (assessment_id) do nothing
   returning assessment_id
@@ -122,52 +188,89 @@ with input as (
   where a.id = inserted.assessment_id
   returning a.id
 ), archived as (
-  -- One call for the batch: pgmq runs a new dynamic query on every call.
+  -- One call for the batch (pgmq runs a new dynamic query on every call); rows already locked above.
   select count(*) as messages
-  from pgmq.archive('assessment_submitted', array(select msg_id from input))
+  from pgmq.archive('assessment_submitted', array(
+    select i.msg_id from input i join held h on h.msg_id = i.msg_id
+    where i.assessment_id not in (select id from busy)))
 )
--- Two messages for one assessment in a batch: only the first counts as the one that completed it.
-select i.assessment_id, i.msg_id,
-       (c.id is not null and i.msg_id = min(i.msg_id) over (partition by i.assessment_id)) as completed
+-- Two messages for one assessment in a batch: only the first held one counts as the one that completed it.
+select i.msg_id,
+       case when h.msg_id is null then 'lease_lost'
+            when b.id is not null then 'busy'
+            when c.id is not null and i.msg_id = min(h.msg_id) over (partition by i.assessment_id) then 'completed'
+            else 'finished' end as outcome
 from input i
 cross join archived
+left join held h on h.msg_id = i.msg_id
+left join busy b on b.id = i.assessment_id
 left join completed c on c.id = i.assessment_id;
 
 -- name: acknowledge
--- Archive messages that need no work (assessment deleted, already completed or failed).
-select pgmq.archive('assessment_submitted', %(msg_ids)s::bigint[]);
+-- Archive held messages that need no work (assessment deleted, already completed or failed); returns
+-- the msg_ids archived.
+with held as (
+  select q.msg_id
+  from pgmq.q_assessment_submitted q
+  join unnest(%(msg_ids)s::bigint[], %(read_cts)s::integer[]) as l(msg_id, read_ct)
+    on q.msg_id = l.msg_id and q.read_ct = l.read_ct
+  order by q.msg_id
+  for update of q
+)
+select msg_id
+from held
+where pgmq.archive('assessment_submitted', msg_id);
 
 -- name: record_failure
--- A failed attempt: tell the owner (a short message, never the technical error), and make the message
--- visible again after delay seconds.
-with noted as (
+-- A failed attempt of a held message: tell the owner (a short message, never the technical error), and
+-- make the message visible again after delay seconds. Returns held = false and changes nothing when the
+-- message was delivered again since.
+with held as materialized (
+  select msg_id
+  from pgmq.q_assessment_submitted
+  where msg_id = %(msg_id)s and read_ct = %(read_ct)s
+  for update
+), delayed as (
+  update pgmq.q_assessment_submitted q
+  set vt = clock_timestamp() + make_interval(secs => %(delay)s)
+  from held
+  where q.msg_id = held.msg_id
+  returning q.msg_id
+), noted as (
   update public.test_assessment
   set last_error = %(error)s
-  where id = %(assessment_id)s and status = 'processing'
+  where id = %(assessment_id)s and status = 'processing' and exists (select from delayed)
   returning id
 )
-select (select count(*) from noted) as noted,
-       (select msg_id from pgmq.set_vt('assessment_submitted', %(msg_id)s, %(delay)s)) as msg_id;
+select exists (select from delayed) as held, (select count(*) from noted) as noted;
 
 -- name: dead_letter
--- Give up on a message: copy it to the dead-letter queue with the reason (operators read it), archive it,
--- and mark its assessment failed with a message for its owner (if given and not finished): one transaction.
-with moved as (
+-- Give up on a held message: copy it to the dead-letter queue with the reason (operators read it), archive
+-- it, and mark its assessment failed with a message for its owner (if given and not finished): one
+-- transaction. Returns held = false and changes nothing when the message was delivered again since.
+with held as materialized (
+  select msg_id
+  from pgmq.q_assessment_submitted
+  where msg_id = %(msg_id)s and read_ct = %(read_ct)s
+  for update
+), moved as (
   select pgmq.send('assessment_submitted_dlq', jsonb_build_object(
     'event', %(message)s::jsonb,
     'reason', %(reason)s::text,
-    'source_msg_id', %(msg_id)s::bigint,
+    'source_msg_id', held.msg_id,
     'read_ct', %(read_ct)s::integer,
     'failed_at', now())) as dlq_msg_id
+  from held
 ), failed as (
   update public.test_assessment
   set status = 'failed', last_error = %(user_message)s, completed_at = now()
-  where id = %(assessment_id)s and status in ('queued', 'processing')
+  where id = %(assessment_id)s and status in ('queued', 'processing') and exists (select from moved)
   returning id
+), archived as (
+  select pgmq.archive('assessment_submitted', held.msg_id) as archived from held
 )
-select (select dlq_msg_id from moved) as dlq_msg_id,
-       (select count(*) from failed) as failed,
-       pgmq.archive('assessment_submitted', %(msg_id)s) as archived;
+select exists (select from held) as held, (select dlq_msg_id from moved) as dlq_msg_id,
+       (select count(*) from failed) as failed, (select archived from archived) as archived;
 
 -- name: dlq_list
 select msg_id, enqueued_at, message
@@ -176,12 +279,13 @@ order by msg_id
 limit %(limit)s;
 
 -- name: dlq_requeue
--- Put a dead-lettered event back on the job queue and its assessment back to queued, one transaction.
+-- Put a dead-lettered event back on the job queue and its assessment back to queued with a full set of
+-- attempts (an operator requeues once the cause is fixed), one transaction.
 with dead as (
   select msg_id, message from pgmq.q_assessment_submitted_dlq where msg_id = %(msg_id)s for update
 ), requeued as (
   update public.test_assessment a
-  set status = 'queued', last_error = null, completed_at = null
+  set status = 'queued', attempts = 0, last_error = null, completed_at = null
   from dead
   -- compared as text: a dead letter may hold an invalid event whose assessment_id is no uuid
   where a.id::text = dead.message -> 'event' ->> 'assessment_id' and a.status = 'failed'

@@ -1,0 +1,53 @@
+"""The job retry policy, in one place: how often a job is delivered and started, and how long each
+kind of retry waits. (The AI step's own tries within one attempt are worker/ai.py's.)
+
+- A job gets `max_attempts` starts (test_assessment.attempts counts them; take_jobs starts an assessment
+  only while `attempts < max_attempts`, the same comparison as `may_start_again`). A failed start is
+  retried after `retry_delay_seconds`; the last one is dead-lettered. An operator's requeue restores
+  all of them (worker/sql/queries.sql: dlq_requeue).
+- A message may be delivered `max_reads` times (READS_PER_ATTEMPT per attempt: a lease that runs out
+  while the database is away counts as a delivery) before one that never starts is dead-lettered.
+- A commit the database cannot take now is retried for COMMIT_RETRY_SECONDS; one whose assessment another
+  transaction holds is retried at once on its own, for as long.
+"""
+
+from __future__ import annotations
+
+import random
+
+from worker.backoff import backoff
+
+READS_PER_ATTEMPT = 3
+RETRY_BASE_SECONDS = 2.0
+RETRY_CAP_SECONDS = 60.0
+COMMIT_RETRY_SECONDS = 60.0
+
+
+def max_reads(max_attempts: int) -> int:
+    """Deliveries a message may have before one that never starts is dead-lettered."""
+    return max_attempts * READS_PER_ATTEMPT
+
+
+def may_start_again(attempts: int, max_attempts: int) -> bool:
+    """Whether a job that has been started `attempts` times may be started once more."""
+    return attempts < max_attempts
+
+
+def retry_delay_seconds(attempt: int) -> int:
+    """Backoff before a failed job is delivered again: 2, 4, 8, ... capped at 60 seconds."""
+    return int(backoff(attempt, base=RETRY_BASE_SECONDS, cap=RETRY_CAP_SECONDS))
+
+
+def commit_retry_delay(failures: int) -> float:
+    """Wait before committing again after the database failed `failures` times in a row."""
+    return backoff(failures, base=0.25, cap=4.0)
+
+
+def busy_commit_delay(tries: int, rng: random.Random) -> float:
+    """Wait before committing a job again whose assessment another transaction held `tries` times."""
+    return backoff(tries, base=0.05, cap=1.0, rng=rng)
+
+
+def take_retry_delay(failures: int) -> float:
+    """Wait before reading jobs again after `failures` failed reads in a row."""
+    return backoff(failures, base=0.5, cap=10.0)
