@@ -1,8 +1,10 @@
 """Acting as a user exactly as PostgREST does per request (and as Realtime does when a client joins a topic).
 
 PostgREST logs in as `authenticator` and, for every request, opens a transaction, switches to the role
-in the JWT (`set local role`) and publishes the claims in `request.jwt.claims`; RLS and `auth.uid()`
-then see the user. Realtime authorises a private channel join the same way, with `realtime.topic` set to
+in the JWT (`set local role`), applies that role's own settings (`alter role ... set`: `set local role`
+alone does not; PostgREST 11.1 and later does, so `authenticated`'s statement_timeout bounds every
+request) and publishes the claims in `request.jwt.claims`; RLS and `auth.uid()` then see the user.
+Realtime authorises a private channel join the same way, with `realtime.topic` set to
 the topic being joined, and lets the join through if the user can read its rows of realtime.messages.
 """
 
@@ -45,11 +47,23 @@ def acting_as(
     if role not in API_ROLES:
         raise ValueError(f"role must be one of {API_ROLES}, got {role!r}")
     with conn.transaction(force_rollback=not commit), conn.cursor(row_factory=dict_row) as cur:
+        for name, value in role_settings(cur, role):
+            cur.execute("select set_config(%s, %s, true)", (name, value))
         cur.execute(f"set local role {role}")  # one of API_ROLES, never user input
         cur.execute("select set_config('request.jwt.claims', %s, true)", (claims(user_id, role),))
         if topic is not None:
             cur.execute("select set_config('realtime.topic', %s, true)", (topic,))
         yield cur
+
+
+def role_settings(cur: psycopg.Cursor[dict[str, Any]], role: str) -> list[tuple[str, str]]:
+    """`role`'s settings as PostgREST applies them: for every database, then this one's on top."""
+    rows = cur.execute(
+        "select d.setdatabase <> 0 as this_database, unnest(d.setconfig) as setting from pg_db_role_setting d"
+        " where d.setrole = %s::regrole and d.setdatabase in"
+        " (0, (select oid from pg_database where datname = current_database()))"
+        " order by this_database", (role,)).fetchall()
+    return [(name, value) for name, _, value in (row["setting"].partition("=") for row in rows)]
 
 
 def api_error(exc: psycopg.Error) -> dict[str, str | None]:

@@ -41,6 +41,17 @@ def other_user_id(admin: psycopg.Connection[Any]) -> uuid.UUID:
 
 
 @pytest.fixture
+def no_submission_limits(admin: psycopg.Connection[Any]) -> Iterator[None]:
+    """The per-user submission limits (per minute, per day, stored) off for one test, then restored."""
+    names = ("submissions_per_minute", "submissions_per_day", "stored_assessments_per_user")
+    before = admin.execute(f"select {', '.join(names)} from private.settings").fetchone()
+    assert before is not None
+    admin.execute("update private.settings set " + ", ".join(f"{name} = null" for name in names))
+    yield
+    admin.execute("update private.settings set " + ", ".join(f"{name} = %s" for name in names), before)
+
+
+@pytest.fixture
 def empty_queues(admin: psycopg.Connection[Any]) -> None:
     """Worker tests start from empty job and dead-letter queues (tests run one at a time)."""
     purge_queues(admin)

@@ -18,6 +18,7 @@ from worker.fallback import FALLBACK_VERSION, fallback_recommendations
 from worker.metrics import FALLBACKS
 from worker.models import Assessment, Outcome, RecommendationSet
 from worker.prompt import Prompt
+from worker.sanitize import clean_recommendations
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,11 @@ class Recommends(Protocol):
 def fallback_outcome(assessment: Assessment, reason: str, started: float) -> Outcome:
     """Deterministic recommendations for `assessment`, recorded with why the AI's were not used."""
     FALLBACKS.labels(reason).inc()
+    # The rules quote the user's words: cleaned like every other text the worker stores. Cleaning only
+    # drops characters from the quotes, never the rules' own text, so the set stays valid.
     return Outcome(
-        recommendations=fallback_recommendations(assessment), source="fallback", fallback_reason=reason,
+        recommendations=clean_recommendations(fallback_recommendations(assessment)), source="fallback",
+        fallback_reason=reason,
         prompt_version=FALLBACK_VERSION, latency_ms=_elapsed_ms(started),
     )
 
@@ -59,9 +63,9 @@ async def produce_outcome(
     started = time.perf_counter()
     if cached is not None:
         try:
-            recommendations = RecommendationSet.model_validate(
+            recommendations = clean_recommendations(RecommendationSet.model_validate(
                 {"summary": cached["summary"], "recommendations": cached["recommendations"]}
-            )
+            ))
         except ValidationError:
             log.warning("cached result no longer passes validation; calling the AI", extra={"cache_key": cache_key})
         else:

@@ -106,5 +106,10 @@ def table(report: dict[str, Any]) -> str:
                           for name, part in lat["parts_ms"].items())
         notes.append(f"latency: {lat['samples']} samples, p95 {lat['p95_ms']:.1f} ms, max {lat['max_ms']:.1f} ms; "
                      f"in ms: {parts}")
+    if fc := report.get("filter_cost"):
+        slowest = sorted(fc["filters"].items(), key=lambda item: -item[1]["ms"])[:4]
+        notes.append(f"filter_cost: statement_timeout {fc['statement_timeout']}, worst {fc['worst_ms']:.0f} ms per "
+                     "request; slowest: " + ", ".join(f"{name} {cost['ms']:.0f} ms ({cost['ended_by']})"
+                                                      for name, cost in slowest))
     notes.append(f"elapsed {report['elapsed_seconds']:.0f}s")
     return "\n".join(notes)

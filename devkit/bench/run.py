@@ -18,7 +18,9 @@ from devkit import localdb
 from devkit.processes import FakeAiProcess, WorkerProcess
 
 CLIENTS = 8  # pgbench connections of every closed-loop load
-RUN_USERS = 256  # users the load is spread over (the rate limit is off, so only RLS cares)
+RUN_USERS = 256  # users the load is spread over (the per-user limits are off, so only RLS cares)
+# The per-user limits in private.settings the benchmark turns off while it runs (and restores).
+SUBMISSION_LIMITS = ("submissions_per_minute", "submissions_per_day", "stored_assessments_per_user")
 
 
 @dataclass(frozen=True)
@@ -82,19 +84,20 @@ class Bench:
         row = self.conn.execute(query, params).fetchone()
         return row[0] if row else None
 
-    def prepare(self) -> int | None:
-        """Create the run users and bench_plain, turn the rate limit off; returns the limit to restore."""
+    def prepare(self) -> dict[str, Any]:
+        """Create the run users and bench_plain, turn the per-user limits off; returns them to restore."""
         self.conn.execute(
             "insert into auth.users (id, email, role, aud) "
             "select md5('bench-run-user-' || i)::uuid, 'bench-run-' || i || '@bench.invalid', 'authenticated', "
             "'authenticated' from generate_series(0, %s - 1) i on conflict (id) do nothing", (RUN_USERS,))
-        limit = self.scalar("select submissions_per_minute from private.settings")
-        self.conn.execute("update private.settings set submissions_per_minute = null")
+        limits = self.conn.execute(f"select {', '.join(SUBMISSION_LIMITS)} from private.settings").fetchone()
+        assert limits is not None
+        self.conn.execute("update private.settings set " + ", ".join(f"{name} = null" for name in SUBMISSION_LIMITS))
         self.conn.execute("drop table if exists bench_plain")
         self.conn.execute("create table bench_plain (like public.test_assessment including defaults including indexes)")
         self.conn.execute("grant insert, select on bench_plain to authenticated")  # for pgbench.ENVELOPE_INSERT
         self.reset()
-        return int(limit) if limit is not None else None
+        return dict(zip(SUBMISSION_LIMITS, limits, strict=True))
 
     def reset(self) -> None:
         """Empty the queues, and delete the run users' assessments (results cascade) and archived jobs."""
@@ -105,11 +108,12 @@ class Bench:
         self.conn.execute("delete from public.test_assessment where user_id = any(%s::uuid[])", (self.users,))
         self.conn.execute("truncate bench_plain")
 
-    def cleanup(self, limit: int | None) -> None:
+    def cleanup(self, limits: dict[str, Any]) -> None:
         self.reset()
         self.conn.execute("delete from auth.users where email like 'bench-run-%%@bench.invalid'")
         self.conn.execute("drop table if exists bench_plain")
-        self.conn.execute("update private.settings set submissions_per_minute = %s", (limit,))
+        self.conn.execute("update private.settings set " + ", ".join(f"{name} = %({name})s" for name in limits),
+                          limits)
         self.conn.close()
 
     def results(self) -> int:

@@ -13,11 +13,11 @@ declare global {
 
   function showFieldError(field: string | null, message: string, hint: string | undefined): void
   function blockSubmitFor(seconds: number): void
+  function showNotice(text: string | undefined): void
   function retryLater(error: unknown): void
   function showProcessing(event: AssessmentStatusChanged): void
   function showRecommendations(result: ResultTest | null): void
   function showFailed(event: AssessmentStatusChanged): void
-  function showStatus(status: TestAssessment['status']): void
   function handleFinal(status: 'completed' | 'failed'): void
   function pollStatusInstead(error?: Error): void
 }

@@ -45,11 +45,26 @@ begin
 end
 $$;
 
-alter role anon set statement_timeout = '3s';
-alter role authenticated set statement_timeout = '8s';
-alter role authenticator set statement_timeout = '8s';
-alter role authenticator set lock_timeout = '8s';
-alter role postgres set search_path = "$user", public, extensions;
+-- Supabase's role settings at project creation. Set only where the role has none of that name yet: this
+-- file runs on every `scripts/localdb up`, and a migration may have changed one since (as a project may).
+do $$
+declare
+  wanted record;
+begin
+  for wanted in
+    select * from (values ('anon', 'statement_timeout', '3s'), ('authenticated', 'statement_timeout', '8s'),
+                          ('authenticator', 'statement_timeout', '8s'), ('authenticator', 'lock_timeout', '8s'),
+                          ('postgres', 'search_path', '"$user", public, extensions')) as w(role, name, value)
+  loop
+    if not exists (select from pg_catalog.pg_db_role_setting s, unnest(s.setconfig) as c(setting)
+                   where s.setrole = wanted.role::regrole and s.setdatabase = 0
+                     and c.setting like wanted.name || '=%') then
+      execute format('alter role %I set %s = %s', wanted.role, wanted.name,
+                     case when wanted.name = 'search_path' then wanted.value else quote_literal(wanted.value) end);
+    end if;
+  end loop;
+end
+$$;
 
 -- The database and its public schema belong to postgres (on 15+ public is owned by pg_database_owner).
 select format('alter database %I owner to postgres', current_database()) as alter_owner \gset

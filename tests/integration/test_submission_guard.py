@@ -67,21 +67,17 @@ def test_the_guard_ignores_the_jwt_role_claim(
     assert after == before
 
 
+@pytest.mark.usefixtures("no_submission_limits")
 def test_a_bulk_insert_takes_one_advisory_lock_not_one_per_row(
     admin: psycopg.Connection[Any], user_id: uuid.UUID
 ) -> None:
     """With the rate limit off, one request of many rows with distinct client_request_ids must not fill the
     lock table that every session shares (a slot per row held until commit)."""
     rows = 500
-    limit = admin.execute("select submissions_per_minute from private.settings").fetchone()
-    admin.execute("update private.settings set submissions_per_minute = null")
-    try:
-        with psycopg.connect(localdb.url("authenticator")) as api, acting_as(api, user_id) as cur:
-            cur.execute(
-                "insert into public.test_assessment (assessment_type, answers, client_request_id) "
-                "select 'career', %s, gen_random_uuid() from generate_series(1, %s)", (json.dumps(BODY), rows))
-            assert cur.rowcount == rows
-            cur.execute("select count(*) as n from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()")
-            assert cur.fetchone() == {"n": 1}
-    finally:
-        admin.execute("update private.settings set submissions_per_minute = %s", (limit[0] if limit else None,))
+    with psycopg.connect(localdb.url("authenticator")) as api, acting_as(api, user_id) as cur:
+        cur.execute(
+            "insert into public.test_assessment (assessment_type, answers, client_request_id) "
+            "select 'career', %s, gen_random_uuid() from generate_series(1, %s)", (json.dumps(BODY), rows))
+        assert cur.rowcount == rows
+        cur.execute("select count(*) as n from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()")
+        assert cur.fetchone() == {"n": 1}

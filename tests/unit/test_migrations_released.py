@@ -46,6 +46,14 @@ RELEASED = {
         "f1b7dfa015b813c0ef83f685462a8db0802dc366ef00c671e4f8f2d2d3b2fc78",
     "20261126130000_no_public_execute_in_private.sql":
         "05643abf44fba848541867716c1164daaf3341907f41b48464f117c22d6df4f6",
+    "20261208100000_bound_each_account.sql":
+        "7b018799a8b833d584cd56f041c39a6da9b0667fe9ca1517902bcbae31c46a59",
+    "20261208100100_lower_the_api_statement_timeout.sql":
+        "d3f731a91bdffa71702983333464625a7244a76dd68821ddbb2afb62e2a79ed7",
+    "20261208100200_deliver_status_by_broadcast_only.sql":
+        "c22a7a81e32027f19870f4f255758607271b3b62a73696e3389dd2fb6f110c2e",
+    "20261208100300_bound_the_workers_lock_waits.sql":
+        "f75cc1bd9bb90bed36c9e35f41c9c59bec615c156a3eb3fa03bc00e95245c6cb",
 }
 
 
