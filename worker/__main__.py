@@ -97,8 +97,16 @@ async def dlq(settings: Settings, args: argparse.Namespace) -> None:
         ids = await db.dlq_ids() if args.all else [args.msg_id]
         for msg_id in ids:
             outcome = await db.dlq_requeue(msg_id)
-            if outcome["new_msg_id"] is None:
+            if not outcome["found"]:
                 raise WorkerError(f"No dead-lettered job with msg_id {msg_id!r}. Run 'python -m worker dlq list'.")
+            if outcome["new_msg_id"] is None:
+                status = outcome["assessment_status"]
+                why = ("its event names no assessment (an invalid event: nothing to requeue)" if status is None
+                       else f"its assessment is {status}, not failed (requeueing would start a second job)")
+                if not args.all:
+                    raise WorkerError(f"Dead letter {msg_id} was left in place: {why}.")
+                print(f"left dead letter {msg_id} in place: {why}")
+                continue
             print(f"requeued dead letter {msg_id} as job {outcome['new_msg_id']}")
         if not ids:
             print("the dead-letter queue is empty")

@@ -5,7 +5,7 @@ statement (worker/sql/queries.sql: complete_jobs), so a job's effect and its ack
 and fenced by each job's lease. A transient database error is retried for COMMIT_RETRY_SECONDS; any other
 error is isolated by committing the batch's jobs one by one, so one bad result cannot hold up the others.
 A job whose assessment another transaction holds (`busy`) is committed again on its own, shortly, so it
-never holds up a batch either (worker/retry_policy.py).
+never holds up a batch either, for at most BUSY_COMMIT_SECONDS (worker/retry_policy.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from worker import db_errors
 from worker.db import CommitOutcome, Database, ResultRow
 from worker.exceptions import DatabaseUnavailable
 from worker.leases import note_fenced
-from worker.retry_policy import COMMIT_RETRY_SECONDS, busy_commit_delay, commit_retry_delay
+from worker.metrics import BUSY_COMMITS
+from worker.retry_policy import BUSY_COMMIT_SECONDS, COMMIT_RETRY_SECONDS, busy_commit_delay, commit_retry_delay
 
 MAX_BATCH = 100  # results per commit
 
@@ -33,34 +34,40 @@ class Committer:
         self.db = db
         self._queue: asyncio.Queue[Pending] = asyncio.Queue()
         self._rng = rng or random.Random()
-        self._active = 0
+        self._under_way: set[int] = set()  # msg_ids with a commit under way
         self._idle = asyncio.Event()
         self._idle.set()
 
     async def commit(self, row: ResultRow) -> CommitOutcome:
-        """Commit `row`; `busy` only after COMMIT_RETRY_SECONDS of its assessment being held elsewhere."""
-        self._active += 1
+        """Commit `row`; `busy` only after BUSY_COMMIT_SECONDS of its assessment being held elsewhere."""
+        self._under_way.add(row.message.msg_id)
         self._idle.clear()
         try:
-            deadline = time.monotonic() + COMMIT_RETRY_SECONDS
+            deadline = time.monotonic() + BUSY_COMMIT_SECONDS
             tries = 0
             while True:
                 future: asyncio.Future[CommitOutcome] = asyncio.get_running_loop().create_future()
                 await self._queue.put((row, future))
                 outcome = await future
+                if outcome == "busy":
+                    BUSY_COMMITS.inc()
                 tries += 1
                 delay = busy_commit_delay(tries, self._rng)
                 if outcome != "busy" or time.monotonic() + delay > deadline:
                     return outcome
                 await asyncio.sleep(delay)
         finally:
-            self._active -= 1
-            if not self._active:
+            self._under_way.discard(row.message.msg_id)
+            if not self._under_way:
                 self._idle.set()
 
     @property
     def commits_under_way(self) -> int:
-        return self._active
+        return len(self._under_way)
+
+    def committing(self, msg_id: int) -> bool:
+        """Whether a commit of message `msg_id`'s job is under way (its lease must not be released)."""
+        return msg_id in self._under_way
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for every commit under way; whether they all ended."""

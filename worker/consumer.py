@@ -29,6 +29,7 @@ from worker import db_errors
 from worker.committer import Committer
 from worker.config import Settings
 from worker.db import CommitOutcome, Database, ResultRow
+from worker.db_errors import describe
 from worker.exceptions import BackgroundTaskDied, DatabaseRefused, DatabaseUnavailable
 from worker.failures import fail_attempt
 from worker.health import Health
@@ -39,7 +40,7 @@ from worker.logs import current_assessment
 from worker.metrics import IN_FLIGHT, JOB_ERRORS, JOB_SECONDS, JOBS, QUEUE_WAIT_SECONDS
 from worker.models import Outcome
 from worker.pipeline import Recommends, fallback_outcome, produce_outcome
-from worker.retry_policy import take_retry_delay
+from worker.retry_policy import intake_pause_seconds, take_retry_delay
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,9 @@ class Consumer:
         self.settings = settings
         self.db = db
         self.recommender = recommender
-        self.in_flight: dict[int, tuple[Job, asyncio.Task[None]]] = {}
+        self.in_flight: dict[int, tuple[Job, asyncio.Task[None]]] = {}  # jobs holding a slot and a lease
+        self.tasks: set[asyncio.Task[None]] = set()  # every job's task until it ends, bookkeeping included
+        self.refusals = 0  # commits refused for good in a row (a missing grant): intake pauses
         self.wake = asyncio.Event()
         self.slot_free = asyncio.Event()
         self.intake = Intake(settings, db, recommender.model)
@@ -89,7 +92,7 @@ class Consumer:
             await self._supervised(self._drain(), helpers)
         finally:
             self.running = False
-            await _cancel_all([task for _, task in self.in_flight.values()])
+            await _cancel_all(list(self.tasks))
             await _cancel_all(list(helpers))
             log.info("worker stopped")
 
@@ -113,19 +116,23 @@ class Consumer:
                                  "it is restarted. See the log line before this one.")
 
     async def _drain(self) -> None:
-        if not self.in_flight:
+        if not self.tasks:
             return
         grace = self.settings.shutdown_grace_seconds
-        log.info("finishing in-flight jobs", extra={"jobs": len(self.in_flight), "grace_seconds": grace})
-        _, pending = await asyncio.wait([task for _, task in self.in_flight.values()], timeout=grace)
+        log.info("finishing in-flight jobs", extra={"jobs": len(self.tasks), "grace_seconds": grace})
+        _, pending = await asyncio.wait(list(self.tasks), timeout=grace)
         if not pending:
             return
-        # Stop the jobs first, let the commits they had started end, and only then give their messages
-        # back: a released lease lets another worker take a job this one might still commit.
+        # Stop the jobs first, let the commits they had started end, and only then give back the messages
+        # of jobs with no commit under way: a released lease lets another worker take a job this one might
+        # still commit. A commit still under way keeps its lease, which runs out by itself.
         unfinished = [job.message for job, task in self.in_flight.values() if task in pending]
         await _cancel_all(list(pending))
         if not await self.committer.drain(COMMIT_DRAIN_SECONDS):
             log.warning("commits still under way at shutdown; their jobs return when their leases end")
+        unfinished = [message for message in unfinished if not self.committer.committing(message.msg_id)]
+        if not unfinished:
+            return
         try:
             released = await self.db.release_leases(unfinished)
         except Exception as exc:
@@ -140,6 +147,10 @@ class Consumer:
         failures = 0
         idle_reads = 0
         while not stop.is_set():
+            paused = self.health.intake_paused_for()
+            if paused > 0:
+                await _wait_any(stop, timeout=paused)
+                continue
             free = self.settings.concurrency - len(self.in_flight)
             if free <= 0:
                 self.slot_free.clear()
@@ -171,7 +182,10 @@ class Consumer:
 
     def _start(self, jobs: list[Job]) -> None:
         for job in jobs:
-            self.in_flight[job.message.msg_id] = (job, asyncio.create_task(self._process(job)))
+            task = asyncio.create_task(self._process(job))
+            self.in_flight[job.message.msg_id] = (job, task)
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
         IN_FLIGHT.set(len(self.in_flight))
 
     # ------------------------------------------------------------------ one job
@@ -189,10 +203,18 @@ class Consumer:
                                                 self.recommender)
                 result, outcome = await self._commit(job, outcome, started)
             self._finished(job, outcome, result, started)
-        except (DatabaseUnavailable, DatabaseRefused) as exc:
-            kind = "database_unavailable" if isinstance(exc, DatabaseUnavailable) else "database_refused"
-            JOB_ERRORS.labels(kind).inc()
+        except DatabaseUnavailable as exc:
+            JOB_ERRORS.labels("database_unavailable").inc()
             db_errors.report("commit", exc, "could not commit the job; it returns when its lease ends")
+        except DatabaseRefused as exc:
+            # Every job would fail the same way, each one started (an attempt) and paid for (an AI call):
+            # take none until the pause is over; /ready says why.
+            JOB_ERRORS.labels("database_refused").inc()
+            self.refusals += 1
+            pause = intake_pause_seconds(self.refusals)
+            db_errors.report("commit", exc, f"could not commit the job; taking no jobs for {pause:g}s",
+                             pause_seconds=pause)
+            self.health.pause_intake(describe(exc), pause)
         except Exception as exc:  # one job's bug or bad data must never stop the worker
             JOB_ERRORS.labels(type(exc).__name__).inc()
             log.exception("job attempt failed", extra={"attempt": job.assessment.attempts})
@@ -227,6 +249,7 @@ class Consumer:
     def _finished(self, job: Job, outcome: Outcome, result: CommitOutcome, started: float) -> None:
         extra = {"source": outcome.source, "fallback_reason": outcome.fallback_reason,
                  "latency_ms": outcome.latency_ms, "attempt": job.assessment.attempts}
+        self.refusals = 0
         if result == "completed":
             JOBS.labels("completed", outcome.source).inc()
             JOB_SECONDS.observe(time.perf_counter() - started)
@@ -236,7 +259,7 @@ class Consumer:
             log.info("job already finished elsewhere (or deleted); acknowledged", extra=extra)
         elif result == "busy":
             log.warning("the assessment stayed locked by another transaction; the job returns when its lease "
-                        "ends", extra=extra)
+                        "ends and is started again", extra=extra)
         else:
             log.warning("the job's lease was lost before its commit; its new holder completes it", extra=extra)
 

@@ -72,6 +72,8 @@ class Leased:
 
 # What complete_jobs did with each job (worker/sql/queries.sql: complete_jobs).
 CommitOutcome = Literal["completed", "finished", "busy", "lease_lost"]
+# What dead_letter did (worker/sql/queries.sql: dead_letter).
+DeadLetterOutcome = Literal["dead_lettered", "busy", "lease_lost"]
 
 
 @dataclass(frozen=True)
@@ -236,10 +238,10 @@ class Database:
         return bool(row["held"])
 
     async def dead_letter(self, message: Message, assessment_id: UUID | None, reason: str, user_message: str
-                          ) -> bool:
+                          ) -> DeadLetterOutcome:
         """Move the held `message` to the dead-letter queue with `reason` (operators read it); fail
-        `assessment_id`, if given, with `user_message` (its owner reads it). False (nothing changed) when
-        the message was delivered again since."""
+        `assessment_id`, if given, with `user_message` (its owner reads it). Nothing changes when the
+        message was delivered again since (lease_lost) or another transaction holds the assessment (busy)."""
         [row] = await self._fetch(
             "dead_letter",
             {
@@ -251,7 +253,7 @@ class Database:
                 "assessment_id": assessment_id,
             },
         )
-        return bool(row["held"])
+        return "lease_lost" if not row["held"] else "busy" if row["busy"] else "dead_lettered"
 
     async def dlq_list(self, limit: int) -> list[dict[str, Any]]:
         return await self._fetch("dlq_list", {"limit": limit})

@@ -30,13 +30,17 @@ GAVE_UP = "The assessment could not be processed. Submit it again, or contact su
 async def dead_letter(db: Database, message: Message, assessment_id: UUID | None, reason: str) -> None:
     """Move `message` to the dead-letter queue with `reason`; mark `assessment_id` failed when one is given."""
     try:
-        held = await db.dead_letter(message, assessment_id, reason, GAVE_UP)
+        outcome = await db.dead_letter(message, assessment_id, reason, GAVE_UP)
     except Exception as exc:
         db_errors.report("dead_letter", exc, "could not dead-letter the job; it returns when its lease ends",
                          reason=reason, msg_id=message.msg_id)
         return
-    if not held:
+    if outcome == "lease_lost":
         note_fenced("dead_letter", [message])
+        return
+    if outcome == "busy":
+        log.info("assessment busy; the job returns when its lease ends and is dead-lettered then",
+                 extra={"reason": reason, "msg_id": message.msg_id})
         return
     JOBS.labels("failed", "none").inc()
     log.error("job dead-lettered", extra={"reason": reason, "msg_id": message.msg_id,

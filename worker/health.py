@@ -31,11 +31,25 @@ class Health:
         self.db = db
         self._reason: str | None = "not checked yet"
         self._checked_at: float | None = None
+        self._paused_until = 0.0
+        self._pause_reason = ""
 
     def not_ready_reason(self) -> str | None:
         if self._checked_at is not None and time.monotonic() - self._checked_at > STALE_AFTER_SECONDS:
             return "the readiness check has not run for a while (the consume loop may be stuck)"
+        if self._reason is None and self.intake_paused_for() > 0:
+            return f"taking no jobs for now: a commit was refused: {self._pause_reason}"
         return self._reason
+
+    def pause_intake(self, reason: str, seconds: float) -> None:
+        """No jobs are taken for `seconds`, and /ready says `reason` meanwhile (a fixed sentence)."""
+        self._paused_until = time.monotonic() + seconds
+        self._pause_reason = reason
+        READY.set(0)
+
+    def intake_paused_for(self) -> float:
+        """Seconds until jobs may be taken again; 0 when they may now."""
+        return max(0.0, self._paused_until - time.monotonic())
 
     async def check(self) -> None:
         """One refresh of the queue metrics and of readiness."""
@@ -74,4 +88,4 @@ class Health:
             log.warning("worker not ready: %s", reason, extra={"error": str(error) if error else None})
         self._reason = reason
         self._checked_at = time.monotonic()
-        READY.set(0 if reason else 1)
+        READY.set(0 if reason or self.intake_paused_for() > 0 else 1)

@@ -81,6 +81,10 @@ DATABASE_ERRORS = Counter(
 for _operation in DATABASE_OPERATIONS:  # present from the start, so rate() and increase() see the first one
     for _kind in DATABASE_ERROR_KINDS:
         DATABASE_ERRORS.labels(_operation, _kind)
+BUSY_COMMITS = Counter(
+    "assessment_busy_commits_total", "Commits that found their assessment held by another transaction (its owner's "
+    "statement, say) and were tried again on their own.", registry=REGISTRY,
+)
 # Writes refused by fencing: this worker's lease had lapsed and the message was delivered again since.
 FENCED_OPERATIONS = ("extend_leases", "release_leases", "commit", "acknowledge", "record_failure", "dead_letter")
 FENCED_WRITES = Counter(

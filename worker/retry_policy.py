@@ -7,8 +7,13 @@ kind of retry waits. (The AI step's own tries within one attempt are worker/ai.p
   all of them (worker/sql/queries.sql: dlq_requeue).
 - A message may be delivered `max_reads` times (READS_PER_ATTEMPT per attempt: a lease that runs out
   while the database is away counts as a delivery) before one that never starts is dead-lettered.
-- A commit the database cannot take now is retried for COMMIT_RETRY_SECONDS; one whose assessment another
-  transaction holds is retried at once on its own, for as long.
+- A commit the database cannot take now is retried for COMMIT_RETRY_SECONDS. One whose assessment another
+  transaction holds (its owner deleting it, say) is retried at once on its own for BUSY_COMMIT_SECONDS,
+  longer than one API request may run (authenticated's statement timeout, 3 s): a row held longer than
+  that (statement after statement) sends the job back to the queue instead of holding a worker's slot.
+- A commit the database refuses for good (a missing grant) pauses the worker's intake for
+  `intake_pause_seconds` (10 s, doubling to 5 minutes) rather than start, and pay for, job after job
+  that cannot be stored.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ READS_PER_ATTEMPT = 3
 RETRY_BASE_SECONDS = 2.0
 RETRY_CAP_SECONDS = 60.0
 COMMIT_RETRY_SECONDS = 60.0
+BUSY_COMMIT_SECONDS = 5.0
 
 
 def max_reads(max_attempts: int) -> int:
@@ -51,3 +57,8 @@ def busy_commit_delay(tries: int, rng: random.Random) -> float:
 def take_retry_delay(failures: int) -> float:
     """Wait before reading jobs again after `failures` failed reads in a row."""
     return backoff(failures, base=0.5, cap=10.0)
+
+
+def intake_pause_seconds(refusals: int) -> float:
+    """How long the worker takes no jobs after `refusals` commits in a row were refused for good."""
+    return backoff(refusals, base=10.0, cap=300.0)

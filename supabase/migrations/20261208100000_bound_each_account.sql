@@ -79,6 +79,10 @@ begin
   from private.settings;
 
   if max_stored is not null then
+    -- One user's submissions count one after another (two racing requests could both count one below
+    -- the limit); the same per-user lock as above, taken once per transaction however many rows.
+    perform pg_catalog.pg_advisory_xact_lock(
+      pg_catalog.hashtextextended('assessment submissions of ' || new.user_id::text, 0));
     -- Counting stops at the limit: at most max_stored index entries, whatever the user holds.
     select count(*) into stored
     from (select from public.test_assessment where user_id = new.user_id limit max_stored) kept;

@@ -190,16 +190,26 @@ async def test_shutdown_lets_a_commit_under_way_end_before_releasing_its_lease(
         settings = settings_for(database_url, cache_ttl_seconds=0, ai_deadline_seconds=1,
                                 shutdown_grace_seconds=1)
         async with running_worker(settings, recommender_for(settings, ai.base_url)) as consumer:
+            released: list[tuple[int, bool]] = []  # (msg_id, its commit still under way) per released lease
+            release = consumer.db.release_leases
+
+            async def spy(messages: Sequence[Message]) -> set[int]:
+                released.extend((m.msg_id, consumer.committer.committing(m.msg_id)) for m in messages)
+                return await release(messages)
+
+            consumer.db.release_leases = spy  # type: ignore[method-assign]
             assert await eventually(lambda: bool(ai.requests), timeout=5)
             await blocker.execute("select 1 from pgmq.q_assessment_submitted where msg_id = %s for update",
                                   (row["msg_id"],))
             # The AI has answered and the commit has started; it waits for the row.
             assert await eventually(lambda: consumer.committer.commits_under_way > 0, timeout=5)
-            asyncio.get_running_loop().call_later(2.0, lambda: asyncio.ensure_future(blocker.rollback()))
-        # running_worker has stopped the worker: grace 1 s, then the lock went away at 2 s.
+            # Shorter than the worker's lock_timeout (2 s), longer than the grace (1 s).
+            asyncio.get_running_loop().call_later(1.5, lambda: asyncio.ensure_future(blocker.rollback()))
+        # running_worker has stopped the worker: grace 1 s, then the lock went away at 1.5 s.
     [done] = await wait_for_status(database_url, [assessment_id], timeout=5)
     assert (done["source"], done["attempts"], done["results"]) == ("ai", 1, 1)
     assert len(ai.requests) == 1
+    assert (row["msg_id"], True) not in released  # no lease was given back while its commit ran
 
 
 # ----------------------------------------------------------------------------------------- supervision
@@ -267,3 +277,61 @@ async def test_a_missing_grant_is_not_reported_as_retrying(
     assert "lacks a privilege" in lines[0].getMessage()
     assert fake.requests == []
 
+
+
+# ------------------------------------------------------------------------------ duplicates and requeue
+
+
+async def test_two_messages_for_one_assessment_in_one_batch_start_it_once(
+    admin: psycopg.Connection, database_url: str, db: Database
+) -> None:
+    [assessment_id] = submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(908)}])
+    admin.execute("select pgmq.send('assessment_submitted', message) from pgmq.q_assessment_submitted "
+                  "where message ->> 'assessment_id' = %s", (str(assessment_id),))  # a duplicate event
+    taken = await db.take_jobs(10, 30, max_reads=15, max_attempts=5, in_flight=[])
+    assert sorted((leased.message.msg_id, leased.state) for leased in taken) == [
+        (taken[0].message.msg_id, "started"), (taken[1].message.msg_id, "busy")]
+    [row] = await fetch(database_url, "select attempts from public.test_assessment where id = %s", (assessment_id,))
+    assert row["attempts"] == 1
+
+
+async def test_requeue_leaves_a_dead_letter_whose_assessment_is_not_failed(
+    admin: psycopg.Connection, database_url: str, db: Database
+) -> None:
+    """A second event for an assessment that is queued, processing or completed would start a second job."""
+    [assessment_id] = submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(909)}])
+    leased = await _take(db)
+    await dead_letter(db, leased.message, None, "invalid event: as if")  # the assessment stays processing
+    [dead] = await fetch(database_url, "select msg_id from pgmq.q_assessment_submitted_dlq")
+    outcome = await db.dlq_requeue(dead["msg_id"])
+    assert (outcome["found"], outcome["new_msg_id"], outcome["assessment_status"]) == (True, None, "processing")
+    assert await fetch(database_url, "select 1 from pgmq.q_assessment_submitted where message ->> "
+                       "'assessment_id' = %s", (str(assessment_id),)) == []
+    assert len(await fetch(database_url, "select 1 from pgmq.q_assessment_submitted_dlq")) == 1
+
+
+# ----------------------------------------------------------------------- a commit refused for good
+
+
+async def test_a_commit_refused_for_good_pauses_intake_instead_of_paying_for_every_job(
+    admin: psycopg.Connection, database_url: str
+) -> None:
+    [first] = submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(910)}])
+    admin.execute("revoke insert on public.result_test from assessment_worker")
+    try:
+        async with FakeOpenAI() as ai:
+            settings = settings_for(database_url, cache_ttl_seconds=0)
+            async with running_worker(settings, recommender_for(settings, ai.base_url)) as consumer:
+                assert await eventually(lambda: consumer.health.intake_paused_for() > 0, timeout=10)
+                reason = consumer.health.not_ready_reason()
+                submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(911)}])
+                await asyncio.sleep(2)  # the next job is not taken (nor paid for) during the pause
+                calls = len(ai.requests)
+    finally:
+        admin.execute("grant insert on public.result_test to assessment_worker")
+    assert reason == ("taking no jobs for now: a commit was refused: the worker's role lacks a privilege "
+                      "(grant it: docs/deployment.md, the worker's role)")
+    assert calls == 1
+    [row] = await fetch(database_url, "select status::text, attempts from public.test_assessment where id = %s",
+                        (first,))
+    assert row == {"status": "processing", "attempts": 1}  # left to its lease, not failed

@@ -16,7 +16,7 @@ import pytest
 from tests.factories import FIXED_ID, assessment, message, result_row
 from worker.committer import Committer
 from worker.config import load_settings
-from worker.db import CommitOutcome, Database, Leased, Message, ResultRow
+from worker.db import CommitOutcome, Database, DeadLetterOutcome, Leased, Message, ResultRow
 from worker.db_errors import classify
 from worker.exceptions import DatabaseRefused, DatabaseUnavailable
 from worker.intake import Intake
@@ -40,9 +40,9 @@ class Recorder:
         return {m.msg_id for m in messages}
 
     async def dead_letter(self, message: Message, assessment_id: UUID | None, reason: str, user_message: str
-                          ) -> bool:
+                          ) -> DeadLetterOutcome:
         self.calls.append(("dead_letter", (message.msg_id, assessment_id, reason)))
-        return True
+        return "dead_lettered"
 
     async def find_cached(self, keys: Sequence[str], ttl: float) -> dict[str, Any]:
         return {}
@@ -114,6 +114,16 @@ async def _committed(db: Recorder, rows: list[ResultRow]) -> list[CommitOutcome]
         await asyncio.gather(running, return_exceptions=True)
 
 
+async def test_a_job_whose_assessment_stays_held_gives_up_its_slot_after_the_busy_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("worker.committer.BUSY_COMMIT_SECONDS", 0.3)
+    db = Recorder()
+    db.commit_outcomes = [{1: "busy"}] * 100
+    assert await _committed(db, [result_row(1)]) == ["busy"]
+    assert 2 <= len(db.calls) < 100  # tried again a few times, then left to its lease
+
+
 async def test_a_busy_job_is_committed_again_on_its_own_without_holding_up_its_batch() -> None:
     db = Recorder()
     db.commit_outcomes = [{1: "busy", 2: "completed"}, {1: "completed"}]
@@ -125,9 +135,15 @@ async def test_a_transient_error_is_retried_and_a_bug_is_isolated_to_its_job() -
     db = Recorder()
     bug = psycopg.errors.CheckViolation("result refused")
     db.commit_outcomes = [DatabaseUnavailable("gone"), bug, {1: "completed"}, bug]
-    results = await asyncio.gather(_committed(db, [result_row(1), result_row(2)]), return_exceptions=True)
-    assert isinstance(results[0], psycopg.errors.CheckViolation)
-    assert [c for c in db.calls] == [("complete_jobs", [1, 2])] * 2 + [("complete_jobs", [1]), ("complete_jobs", [2])]
+    committer = Committer(cast(Database, db), random.Random(0))
+    running = asyncio.create_task(committer.run())
+    try:
+        first, second = await asyncio.gather(committer.commit(result_row(1)), committer.commit(result_row(2)),
+                                             return_exceptions=True)
+    finally:
+        running.cancel()
+    assert first == "completed" and isinstance(second, psycopg.errors.CheckViolation)
+    assert db.calls == [("complete_jobs", [1, 2])] * 2 + [("complete_jobs", [1]), ("complete_jobs", [2])]
 
 
 async def test_a_job_missing_from_the_answer_counts_as_a_lost_lease() -> None:

