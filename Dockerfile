@@ -17,6 +17,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 
+# The worker's working directory: it reads a `.env` here if one is mounted (docs/deployment.md,
+# "Configuration"); the image itself ships none (.dockerignore).
+WORKDIR /app
 # A numeric user, so Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001
 

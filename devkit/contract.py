@@ -24,6 +24,7 @@ from worker.events import AssessmentStatusChanged, AssessmentSubmitted
 
 EVENTS_DOC = REPO / "docs" / "events.md"
 FRONTEND_DOC = REPO / "docs" / "frontend.md"
+EVENTS_MODULE = "src/assessment-events.ts"  # what docs/frontend.md's snippets import the payload types from
 
 
 def json_schema_block(model: type[BaseModel]) -> str:
@@ -57,8 +58,9 @@ def _ts_check(expression: str, schema: dict[str, Any]) -> str:
     return f"typeof {expression} === '{_ts_type(schema)}'"
 
 
-def typescript_block(model: type[BaseModel]) -> str:
-    """An interface for `model` and `is<Name>(value)`, which checks a received payload against it."""
+def typescript_block(model: type[BaseModel], module: str = EVENTS_MODULE) -> str:
+    """An interface for `model` and `is<Name>(value)`, which checks a received payload against it, as the
+    app module `module` (its first line names it, so other snippets import it: scripts/check-docs-ts)."""
     schema = model.model_json_schema()
     name = model.__name__
     fields = [f"  /** {sub['description']} */\n  {prop}: {_ts_type(sub)}" if sub.get("description")
@@ -66,7 +68,8 @@ def typescript_block(model: type[BaseModel]) -> str:
     keys = ", ".join(f"'{prop}'" for prop in schema["properties"])
     checks = "\n".join(f"    && {_ts_check(f'v.{prop}', sub)}" for prop, sub in schema["properties"].items())
     return (
-        f"```ts\n/** {schema['description']} */\nexport interface {name} {{\n" + "\n".join(fields) + "\n}\n\n"
+        f"```ts\n// {module}\n/** {schema['description']} */\nexport interface {name} {{\n" + "\n".join(fields)
+        + "\n}\n\n"
         f"/** Whether a received payload is an {name} (Realtime's own `id` is ignored). */\n"
         f"export function is{name}(value: unknown): value is {name} {{\n"
         "  if (typeof value !== 'object' || value === null) return false\n"

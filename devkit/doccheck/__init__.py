@@ -1,16 +1,19 @@
-"""Type-checks every ```ts block in docs/ with `tsc --strict` against the real @supabase/supabase-js.
+"""Type-checks every ```ts and ```tsx block in docs/ with `tsc --strict` against the real packages a frontend
+uses: @supabase/supabase-js and React's types (@types/react), as a Vite-style app compiles them.
 
     scripts/check-docs-ts
 
-Each block becomes its own ES module (so two snippets may both declare `data`); blocks that export
-(the Types of docs/frontend.md) form one module the others import their types from. What a snippet
-uses but an app provides (its UI callbacks, the signed-in client, the current assessment) is declared
-in devkit/doccheck/app.d.ts. The modules are written under node_modules/.cache/doccheck/, so that
-imports resolve against the repository's node_modules.
+A block whose first line names a file, `// src/supabase.ts`, is that module of the app, and other blocks
+import it by that name (`import { supabase } from './supabase'`). Every other block is a module of its
+own in the same folder, so two snippets may both declare `data`. Nothing is declared for the snippets:
+what a snippet uses, it imports or declares itself, as code pasted into an app must. The modules and a
+tsconfig.json are written under node_modules/.cache/doccheck/, so imports resolve against the
+repository's node_modules.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -22,36 +25,35 @@ from devkit import REPO
 DOCS = REPO / "docs"
 WORK = REPO / "node_modules" / ".cache" / "doccheck"
 TSC = REPO / "node_modules" / ".bin" / "tsc"
-APP_DECLARATIONS = Path(__file__).with_name("app.d.ts")
-TSC_FLAGS = ["--strict", "--noEmit", "--target", "es2022", "--module", "nodenext", "--moduleResolution", "nodenext",
-             "--types", "node"]
-BLOCK = re.compile(r"^```ts\n(.*?)^```", re.S | re.M)
-EXPORTED_NAME = re.compile(r"^export (?:interface|type|function|const) (\w+)", re.M)
+BLOCK = re.compile(r"^```(tsx?)\n(.*?)^```", re.S | re.M)
+NAMED = re.compile(r"\A// (src/[\w./-]+\.tsx?)\n")
+# What a React app made with Vite compiles with (strict, bundler resolution, the automatic JSX runtime,
+# libraries' own .d.ts not re-checked), with no ambient types: a snippet cannot lean on a global that an
+# app would not have.
+COMPILER_OPTIONS = {
+    "strict": True, "noEmit": True, "target": "es2022", "lib": ["es2022", "dom", "dom.iterable"],
+    "module": "esnext", "moduleResolution": "bundler", "jsx": "react-jsx", "types": [],
+    "skipLibCheck": True, "forceConsistentCasingInFileNames": True,
+}
 
 
 def write_modules(docs: list[Path]) -> list[Path]:
-    """One .mts file per snippet (plus a types module per doc); returns the files to check."""
+    """One module per block (named blocks at their path); returns the files to check."""
     shutil.rmtree(WORK, ignore_errors=True)
-    WORK.mkdir(parents=True)
-    shutil.copy(APP_DECLARATIONS, WORK / "app.d.ts")
-    files = [WORK / "app.d.ts"]
+    (WORK / "src").mkdir(parents=True)
+    files = []
     for doc in docs:
-        blocks = BLOCK.findall(doc.read_text())
-        exporting = [block for block in blocks if EXPORTED_NAME.search(block)]
-        names = sorted({name for block in exporting for name in EXPORTED_NAME.findall(block)})
-        header = ""
-        if exporting:
-            types = WORK / f"{doc.stem}-types.mts"
-            types.write_text("\n".join(exporting))
-            files.append(types)
-            header = f"import {{ {', '.join(names)} }} from './{doc.stem}-types.mjs'\n"
-        for number, block in enumerate(blocks, start=1):
-            if block in exporting:
-                continue
-            module = WORK / f"{doc.stem}-{number}.mts"
+        for number, (language, block) in enumerate(BLOCK.findall(doc.read_text()), start=1):
+            named = NAMED.match(block)
+            path = WORK / named[1] if named else WORK / "src" / f"{doc.stem}-{number}.{language}"
+            if path in files:
+                raise SystemExit(f"check-docs-ts: {named[1] if named else path.name} is named by two blocks")
+            path.parent.mkdir(parents=True, exist_ok=True)
             # `export {}` keeps a snippet without imports a module, so its names stay its own.
-            module.write_text(f"{header}export {{}}\n// {doc.relative_to(REPO)}, ts block {number}\n{block}")
-            files.append(module)
+            path.write_text(f"{block}\nexport {{}}\n// {doc.relative_to(REPO)}, {language} block {number}\n")
+            files.append(path)
+    config = {"compilerOptions": COMPILER_OPTIONS, "files": [str(path.relative_to(WORK)) for path in files]}
+    (WORK / "tsconfig.json").write_text(json.dumps(config, indent=2))
     return files
 
 
@@ -61,13 +63,13 @@ def main(argv: list[str]) -> int:
         return 2
     docs = sorted(DOCS.rglob("*.md"))
     files = write_modules(docs)
-    result = subprocess.run([str(TSC), *TSC_FLAGS, *map(str, files)], cwd=REPO, capture_output=True, text=True)
-    checked = len(files) - 1
+    result = subprocess.run([str(TSC), "--project", str(WORK / "tsconfig.json")], cwd=REPO, capture_output=True,
+                            text=True)
     if result.returncode != 0:
         print(result.stdout + result.stderr, file=sys.stderr)
         print(f"check-docs-ts: TypeScript in docs/ does not type-check (modules in {WORK}).", file=sys.stderr)
         return 1
-    print(f"check-docs-ts: {checked} TypeScript modules from {len(docs)} docs type-check (tsc --strict)")
+    print(f"check-docs-ts: {len(files)} TypeScript modules from {len(docs)} docs type-check (tsc --strict)")
     return 0
 
 

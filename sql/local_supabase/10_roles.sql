@@ -67,8 +67,11 @@ end
 $$;
 
 -- The database and its public schema belong to postgres (on 15+ public is owned by pg_database_owner).
-select format('alter database %I owner to postgres', current_database()) as alter_owner \gset
-:alter_owner;
+do $$
+begin
+  execute format('alter database %I owner to postgres', current_database());
+end
+$$;
 grant usage on schema public to postgres, anon, authenticated, service_role;
 
 create schema if not exists extensions authorization postgres;

@@ -14,13 +14,15 @@
 -- them when they join) is not reproduced: tests check the rows and the policies.
 -- Guard: nothing here touches a realtime.messages that is not this stand-in (see its table comment).
 
-select (
-  to_regclass('realtime.messages') is null
-  or coalesce(obj_description(to_regclass('realtime.messages'), 'pg_class'), '') like 'Local stand-in%'
-) as realtime_standin_applies
-\gset
-
-\if :realtime_standin_applies
+do $$
+begin
+  if to_regclass('realtime.messages') is not null
+     and coalesce(obj_description(to_regclass('realtime.messages'), 'pg_class'), '') not like 'Local stand-in%' then
+    raise exception 'realtime.messages exists and is not the local stand-in: not touching it'
+      using hint = 'The local stand-in is only for databases that scripts/localdb created.';
+  end if;
+end
+$$;
 
 create schema if not exists realtime authorization supabase_admin;
 grant usage on schema realtime to anon, authenticated, service_role;
@@ -104,5 +106,3 @@ begin
   end loop;
 end
 $$;
-
-\endif

@@ -58,7 +58,7 @@ def owners(database: str) -> dict[str, str]:
 
 def pgtap_passes(database: str) -> None:
     """What `supabase test db` does: pgTAP as postgres, every file of supabase/tests/database."""
-    localdb.psql(localdb.url("postgres", database), "-c", "create extension if not exists pgtap with schema extensions")
+    localdb.run_sql(localdb.url("postgres", database), "create extension if not exists pgtap with schema extensions")
     pg_prove = localdb.client_binary("pg_prove") or shutil.which("pg_prove")
     assert pg_prove, "pg_prove is missing: scripts/install-system-packages installs it"
     dbname = localdb.url("postgres", database).split("?")[0]

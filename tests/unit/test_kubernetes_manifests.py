@@ -1,12 +1,14 @@
-"""deploy/kubernetes, checked offline: Kubernetes' own schemas (kubernetes-validate, strict: unknown fields
-are errors), KEDA's v1alpha1 schemas (cloudcoil-models-keda, made strict the way the API server's field
-validation is), and the facts the manifests share with the worker and its image."""
+"""deploy/kubernetes, checked offline: both profiles (the default and small-compute/) as `kubectl apply -k`
+builds them (tests/unit/manifests.py), against Kubernetes' own schemas (kubernetes-validate, strict:
+unknown fields are errors), KEDA's v1alpha1 and the Prometheus Operator's v1 schemas (cloudcoil models,
+made strict the way the API server's field validation is), and the facts the manifests share with the
+worker, its image and the alert rules."""
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
+from importlib.metadata import version
 from typing import Any
 
 import jsonschema
@@ -14,18 +16,18 @@ import kubernetes_validate
 import pytest
 import yaml
 from cloudcoil.models.keda.v1alpha1 import ScaledObject, TriggerAuthentication
+from cloudcoil.models.prometheus_operator.v1 import PodMonitor
 from pydantic import BaseModel
 
+from tests.unit.manifests import MANIFESTS, PROFILES, REPO, build, one, profile
 from worker.config import ENVIRONMENT, load_settings
 
-REPO = Path(__file__).resolve().parents[2]
-MANIFESTS = REPO / "deploy" / "kubernetes"
 KUBERNETES_VERSION = "1.30.0"
-KEDA_MODELS: dict[str, type[BaseModel]] = {"ScaledObject": ScaledObject, "TriggerAuthentication": TriggerAuthentication}
-
-
-def documents(name: str) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all((MANIFESTS / name).read_text()) if doc]
+CRD_MODELS: dict[str, type[BaseModel]] = {"ScaledObject": ScaledObject, "TriggerAuthentication": TriggerAuthentication,
+                                          "PodMonitor": PodMonitor}
+CRD_GROUPS = ("keda.sh/", "monitoring.coreos.com/")
+DEPLOYMENT_DOC = REPO / "docs" / "deployment.md"
+ALERTS = REPO / "monitoring" / "alerts.yml"
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -34,12 +36,15 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def _all() -> list[dict[str, Any]]:
-    return [doc for path in sorted(MANIFESTS.glob("*.yaml")) for doc in documents(path.name)]
+    return profile("default")
 
 
 def _one(kind: str) -> dict[str, Any]:
-    [doc] = [doc for doc in _all() if doc["kind"] == kind]
-    return doc
+    return one(_all(), kind)
+
+
+def _every_profiles_objects() -> list[tuple[str, dict[str, Any]]]:
+    return [(name, doc) for name in PROFILES for doc in profile(name)]
 
 
 def _strict(schema: Any) -> Any:
@@ -55,8 +60,8 @@ def _strict(schema: Any) -> Any:
     return schema
 
 
-def _keda_errors(doc: dict[str, Any]) -> list[str]:
-    schema = _strict(KEDA_MODELS[doc["kind"]].model_json_schema(by_alias=True, mode="validation"))
+def _crd_errors(doc: dict[str, Any]) -> list[str]:
+    schema = _strict(CRD_MODELS[doc["kind"]].model_json_schema(by_alias=True, mode="validation"))
     return [f"{'/'.join(map(str, error.path))}: {error.message}"
             for error in jsonschema.Draft202012Validator(schema).iter_errors(doc)]
 
@@ -66,22 +71,27 @@ def _container() -> dict[str, Any]:
     return _dict(container)
 
 
-@pytest.mark.parametrize("doc", [d for d in _all() if d["apiVersion"] != "keda.sh/v1alpha1"],
-                         ids=lambda d: d["kind"])
-def test_kubernetes_objects_match_the_kubernetes_schema(doc: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("profile_name", "doc"), [(p, d) for p, d in _every_profiles_objects()
+                                                    if not d["apiVersion"].startswith(CRD_GROUPS)],
+                         ids=lambda value: value if isinstance(value, str) else value["kind"])
+def test_kubernetes_objects_match_the_kubernetes_schema(profile_name: str, doc: dict[str, Any]) -> None:
     kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 
 
-@pytest.mark.parametrize("doc", [d for d in _all() if d["apiVersion"] == "keda.sh/v1alpha1"],
-                         ids=lambda d: d["kind"])
-def test_keda_objects_match_kedas_schema(doc: dict[str, Any]) -> None:
-    assert _keda_errors(doc) == []
+@pytest.mark.parametrize(("profile_name", "doc"), [(p, d) for p, d in _every_profiles_objects()
+                                                    if d["apiVersion"].startswith(CRD_GROUPS)],
+                         ids=lambda value: value if isinstance(value, str) else value["kind"])
+def test_keda_and_prometheus_operator_objects_match_their_schemas(profile_name: str, doc: dict[str, Any]) -> None:
+    assert _crd_errors(doc) == []
 
 
-def test_the_keda_check_refuses_a_misspelt_field() -> None:
+def test_the_crd_check_refuses_a_misspelt_field() -> None:
     scaled = json.loads(json.dumps(_one("ScaledObject")))
     scaled["spec"]["minReplicas"] = 1  # the HPA's name, not KEDA's
-    assert any("minReplicas" in error for error in _keda_errors(scaled))
+    assert any("minReplicas" in error for error in _crd_errors(scaled))
+    monitor = json.loads(json.dumps(_one("PodMonitor")))
+    monitor["spec"]["podMetricEndpoints"] = monitor["spec"].pop("podMetricsEndpoints")
+    assert any("podMetricEndpoints" in error for error in _crd_errors(monitor))
 
 
 def test_the_kubernetes_check_refuses_a_misspelt_field() -> None:
@@ -135,3 +145,61 @@ def test_only_prometheus_may_reach_the_ops_port() -> None:
     [rule] = policy["spec"]["ingress"]
     assert rule["ports"] == [{"port": "ops"}]
     assert [peer["podSelector"]["matchLabels"] for peer in rule["from"]] == [{"app.kubernetes.io/name": "prometheus"}]
+
+
+def alert_jobs() -> set[str]:
+    return set(re.findall(r'job="([^"]+)"', ALERTS.read_text()))
+
+
+def test_the_pod_monitors_job_is_the_job_the_alerts_select() -> None:
+    # The Prometheus Operator names the job after the pod's `jobLabel` label, else "<namespace>/<name>".
+    monitor, pod = _one("PodMonitor")["spec"], _one("Deployment")["spec"]["template"]
+    job = pod["metadata"]["labels"][monitor["jobLabel"]]
+    assert alert_jobs() == {job}, "AssessmentNoWorkerRunning would fire for ever"
+
+
+def test_the_pod_monitor_scrapes_the_workers_pods_on_the_ops_port() -> None:
+    monitor, pod = _one("PodMonitor")["spec"], _one("Deployment")["spec"]["template"]
+    assert monitor["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    [endpoint] = monitor["podMetricsEndpoints"]
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["port"] in {port["name"] for port in _container()["ports"]}
+    assert "namespaceSelector" not in monitor, "the worker's own namespace, where the PodMonitor is applied"
+
+
+def test_the_small_compute_profile_never_runs_a_second_pod() -> None:
+    small = profile("small-compute")
+    rolling = one(small, "Deployment")["spec"]["strategy"]["rollingUpdate"]
+    scaled = one(small, "ScaledObject")["spec"]
+    assert (rolling["maxSurge"], rolling["maxUnavailable"]) == (0, 1)
+    assert (scaled["minReplicaCount"], scaled["maxReplicaCount"], scaled["fallback"]["replicas"]) == (1, 1, 1)
+    # Everything else is the default profile's.
+    default = _all()
+    assert [doc["kind"] for doc in small] == [doc["kind"] for doc in default]
+    assert one(small, "Deployment")["spec"]["template"] == _one("Deployment")["spec"]["template"]
+
+
+def test_the_default_profile_is_what_kubectl_apply_k_reads() -> None:
+    # kustomization.yaml lists every manifest in the folder, so none is silently left out of an apply.
+    listed = set(yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())["resources"])
+    assert listed == {path.name for path in MANIFESTS.glob("*.yaml")} - {"kustomization.yaml"}
+    assert [doc["kind"] for doc in build(MANIFESTS)] == \
+        ["Deployment", "NetworkPolicy", "TriggerAuthentication", "ScaledObject", "PodMonitor"]
+
+
+def test_the_image_is_the_one_kustomization_names() -> None:
+    [image] = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())["images"]
+    raw = next(yaml.safe_load_all((MANIFESTS / "worker.yaml").read_text()))
+    assert raw["spec"]["template"]["spec"]["containers"][0]["image"] == image["name"]
+    assert _container()["image"] == f"{image['newName']}:{image['newTag']}"
+
+
+def test_the_prerequisites_name_the_crd_versions_the_manifests_are_checked_against() -> None:
+    section = DEPLOYMENT_DOC.read_text().split("### Prerequisites", 1)[1].split("\n### ", 1)[0]
+    keda = ".".join(version("cloudcoil.models.keda").split(".")[:2])
+    operator = ".".join(version("cloudcoil.models.prometheus_operator").split(".")[:2])
+    assert f"KEDA {keda}" in section and f"/v{keda}." in section, f"name KEDA {keda} and its install command"
+    assert f"Prometheus Operator {operator}" in section
+    for command in ("docker build", "docker push", "kustomize edit set image", "kubectl create secret",
+                    "kubectl apply -k deploy/kubernetes/", "kubectl apply -k deploy/kubernetes/small-compute/"):
+        assert command in section, command
