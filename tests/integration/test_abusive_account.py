@@ -66,15 +66,16 @@ async def test_a_users_slow_delete_does_not_hold_up_another_users_result(
     long_answer = [{"question_id": "q", "question": "Tell us", "answer": LONGEST_TEXT_ANSWER}]
     pair = submit(admin, attacker, [{"assessment_type": "career", "answers": long_answer},
                                     {"assessment_type": "wellbeing", "answers": long_answer}])
-    # The statement scans the table in physical order: the row it reaches first is the one it locks
-    # (first disjunct) before it starts the slow filter on the other.
-    order = admin.execute("select id from public.test_assessment where id = any(%s) order by ctid", (pair,)).fetchall()
-    held, slow = (row[0] for row in order)
     ai_seconds = 1.0
     async with FakeOpenAI(default=delay(ai_seconds)) as ai:
         settings = settings_for(database_url, cache_ttl_seconds=0)
         async with running_worker(settings, recommender_for(settings, ai.base_url)):
             assert await eventually(lambda: len(ai.requests) == 2, timeout=10)
+            # The statement scans the table in physical order (as the worker's start left the rows): the
+            # row it reaches first is the one it locks (first disjunct) before the slow filter on the other.
+            order = admin.execute("select id from public.test_assessment where id = any(%s) order by ctid",
+                                  (pair,)).fetchall()
+            held, slow = (row[0] for row in order)
 
             def attack() -> float:
                 with psycopg.connect(database_url) as conn:
