@@ -46,6 +46,10 @@ RELEASED = {
         "f1b7dfa015b813c0ef83f685462a8db0802dc366ef00c671e4f8f2d2d3b2fc78",
     "20261126130000_no_public_execute_in_private.sql":
         "05643abf44fba848541867716c1164daaf3341907f41b48464f117c22d6df4f6",
+    "20261208120000_validate_answer_scales_and_units.sql":
+        "d4305fc2168264672830d385addbe22c13e1a910ead703263d6259bb7f9b06de",
+    "20261208120100_let_recommendations_cite_their_answers.sql":
+        "913525517339f51993c828c77dee07975351aac9d31e19051b2411a05d0b1d0d",
 }
 
 
