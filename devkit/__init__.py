@@ -9,7 +9,8 @@
     run_local     `make run`: the whole product locally, followed as its users see it
     clients       supabase-py tools that act as a user of a real project (submit, watch)
     bench         the benchmark (pgbench drives the load)
-    contract      generates the documented event contract from worker/events.py
+    contract      generates the documented contract from worker/events.py and worker/models.py
+    eval          scores recommendations (the fallback's, or a model's) with rules that need no model
 
 Run a module from the repository's scripts/ (thin entry points that put the repository on the import
 path), or `python -m devkit.<module>` from the repository root. Not part of the worker's wheel.

@@ -1,11 +1,13 @@
-"""Writes the event contract into the docs from worker/events.py, the one source of it.
+"""Writes the contract into the docs from its one source: worker/events.py for the events, worker/models.py
+for what an answer and a recommendation hold.
 
     scripts/gen-contract           rewrite the generated blocks in docs/events.md and docs/frontend.md
     scripts/gen-contract --check   exit 1 (and say which file) if a generated block is out of date
 
 Each generated block sits between `<!-- generated: <name> -->` and `<!-- end generated: <name> -->`;
-the rest of the page is prose and stays as written. docs/events.md gets the JSON Schema of every event;
-docs/frontend.md gets TypeScript types and a runtime check of the Broadcast payload.
+the rest of the page is prose and stays as written. docs/events.md gets the JSON Schema of every event
+and of an answer and a recommendation; docs/frontend.md gets their TypeScript types and a runtime check
+of the Broadcast payload.
 """
 
 from __future__ import annotations
@@ -21,20 +23,27 @@ from pydantic import BaseModel
 
 from devkit import REPO
 from worker.events import AssessmentStatusChanged, AssessmentSubmitted
+from worker.models import Answer, AnswerScale, AssessmentContext, Recommendation
 
 EVENTS_DOC = REPO / "docs" / "events.md"
 FRONTEND_DOC = REPO / "docs" / "frontend.md"
 EVENTS_MODULE = "src/assessment-events.ts"  # what docs/frontend.md's snippets import the payload types from
+CONTENT_MODULE = "src/assessment-content.ts"  # the jsonb columns' content types
 
 
 def json_schema_block(model: type[BaseModel]) -> str:
-    name = model.model_config.get("title")
+    name = model.model_config.get("title") or model.__name__
     return f"```json {name}\n{json.dumps(model.model_json_schema(), indent=2)}\n```"
 
 
 def _ts_type(schema: dict[str, Any]) -> str:
+    if "$ref" in schema:
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
     if "anyOf" in schema:
-        return " | ".join(_ts_type(option) for option in schema["anyOf"])
+        return " | ".join(dict.fromkeys(_ts_type(option) for option in schema["anyOf"]))
+    if schema.get("type") == "array":
+        item = _ts_type(schema["items"])
+        return f"{item}[]" if item.isidentifier() else f"({item})[]"
     if "const" in schema:
         return json.dumps(schema["const"]).replace('"', "'")
     if "enum" in schema:
@@ -79,12 +88,38 @@ def typescript_block(model: type[BaseModel], module: str = EVENTS_MODULE) -> str
     )
 
 
+# The JSON a user writes into test_assessment.answers / .context and reads from result_test.recommendations.
+CONTENT_MODELS: tuple[type[BaseModel], ...] = (AnswerScale, Answer, AssessmentContext, Recommendation)
+
+
+def typescript_interfaces(models: tuple[type[BaseModel], ...], module: str = CONTENT_MODULE) -> str:
+    """One interface per model, as the app module `module` (its first line names it); a field with a default
+    is optional (`name?: type`)."""
+    blocks = []
+    for model in models:
+        schema = model.model_json_schema()
+        required = set(schema.get("required", ()))
+        fields = []
+        for prop, sub in schema["properties"].items():
+            optional = prop not in required
+            doc = f"  /** {sub['description']} */\n" if sub.get("description") else ""
+            fields.append(f"{doc}  {prop}{'?' if optional else ''}: {_ts_type(sub)}")
+        blocks.append(f"/** {schema['description']} */\nexport interface {model.__name__} {{\n" + "\n".join(fields)
+                      + "\n}")
+    return f"```ts\n// {module}\n" + "\n\n".join(blocks) + "\n```"
+
+
 GENERATED: dict[Path, dict[str, Callable[[], str]]] = {
     EVENTS_DOC: {
         "assessment_submitted schema": lambda: json_schema_block(AssessmentSubmitted),
         "assessment_status_changed schema": lambda: json_schema_block(AssessmentStatusChanged),
+        "answer schema": lambda: json_schema_block(Answer),
+        "recommendation schema": lambda: json_schema_block(Recommendation),
     },
-    FRONTEND_DOC: {"status event types": lambda: typescript_block(AssessmentStatusChanged)},
+    FRONTEND_DOC: {
+        "content types": lambda: typescript_interfaces(CONTENT_MODELS),
+        "status event types": lambda: typescript_block(AssessmentStatusChanged),
+    },
 }
 
 

@@ -245,7 +245,7 @@ def _completion(body: dict[str, Any], kind: str, served: int) -> dict[str, Any]:
         content = '{"summary": "The answer was cut off because it reached the maxim'
         finish_reason = "length"
     else:
-        content = json.dumps(_recommendations(messages, prompt_chars))
+        content = json.dumps(_recommendations(messages, prompt_chars, _citable(body)))
     completion_chars = len(content or refusal_text or "")
     prompt_tokens, completion_tokens = max(prompt_chars // 4, 1), max(completion_chars // 4, 1)
     return {
@@ -267,7 +267,17 @@ def _completion(body: dict[str, Any], kind: str, served: int) -> dict[str, Any]:
     }
 
 
-def _recommendations(messages: list[Any], prompt_chars: int) -> dict[str, Any]:
+def _citable(body: dict[str, Any]) -> list[str]:
+    """The ids the request's strict schema lets based_on cite (worker/answer_schema.py), or none."""
+    try:
+        schema = body["response_format"]["json_schema"]["schema"]
+        enum = schema["properties"]["recommendations"]["items"]["properties"]["based_on"]["items"]["enum"]
+    except (KeyError, TypeError):
+        return []
+    return [item for item in enum if isinstance(item, str)] if isinstance(enum, list) else []
+
+
+def _recommendations(messages: list[Any], prompt_chars: int, citable: list[str]) -> dict[str, Any]:
     # Derived from the request only, so equal requests get equal answers.
     digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:8]
     return {
@@ -282,6 +292,7 @@ def _recommendations(messages: list[Any], prompt_chars: int) -> dict[str, Any]:
                 "category": "Planning",
                 "priority": 1,
                 "rationale": f"Derived from the {len(messages)} messages of request {digest}.",
+                "based_on": citable[:1],
             },
             {
                 "title": "Review your progress monthly",
@@ -289,6 +300,7 @@ def _recommendations(messages: list[Any], prompt_chars: int) -> dict[str, Any]:
                 "category": "Review",
                 "priority": 3,
                 "rationale": "Regular reviews show which changes are working.",
+                "based_on": citable[-1:],
             },
         ],
     }

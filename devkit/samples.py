@@ -20,7 +20,8 @@ EXAMPLES = REPO / "examples"
 def answers(seed: int, count: int = 4) -> list[dict[str, Any]]:
     """Valid answers that differ with `seed`, so unrelated submissions never share an AI cache entry."""
     items: list[dict[str, Any]] = [
-        {"question_id": "energy", "question": "How energised do you feel at work (1-5)?", "answer": seed % 5 + 1},
+        {"question_id": "energy", "question": "How energised do you feel at work?", "answer": seed % 5 + 1,
+         "scale": {"min": 1, "max": 5, "higher_is_better": True}},
         {"question_id": "mentor", "question": "Do you have a mentor?", "answer": seed % 2 == 0},
         {"question_id": "skills", "question": "Which skills do you want to grow?", "answer": ["SQL", f"skill {seed}"]},
         {"question_id": "blocker", "question": "What blocks you most?", "answer": f"Meetings, case {seed}"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from worker.models import Assessment, Outcome
 FIXED_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 FIXED_USER = uuid.UUID("00000000-0000-4000-8000-000000000002")
 FIXED_AT = datetime(2025, 1, 1, tzinfo=UTC)
+SCALE_1_5 = {"min": 1, "max": 5, "higher_is_better": True}
 
 
 def assessment(
@@ -28,8 +30,9 @@ def assessment(
     """A valid queued assessment with fixed ids and time, so equal arguments give equal assessments."""
     if answers is None:
         answers = [
-            {"question_id": "sleep", "question": "How well do you sleep?", "answer": 2},
-            {"question_id": "energy", "question": "How is your energy during the day?", "answer": 4},
+            {"question_id": "sleep", "question": "How well do you sleep?", "answer": 2, "scale": SCALE_1_5},
+            {"question_id": "energy", "question": "How is your energy during the day?", "answer": 4,
+             "scale": SCALE_1_5},
             {"question_id": "exercise", "question": "Do you exercise weekly?", "answer": False},
             {
                 "question_id": "hobbies",
@@ -58,11 +61,39 @@ _answer_value = st.one_of(
     st.booleans(),
     st.lists(st.text(min_size=1, max_size=200), max_size=12),
 )
-_answer = st.fixed_dictionaries({
-    "question_id": st.from_regex(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,20}$", fullmatch=True),
+_question_id = st.from_regex(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,20}$", fullmatch=True)
+_unit = st.none() | st.text(min_size=1, max_size=40)
+_plain_answer = st.fixed_dictionaries({
+    "question_id": _question_id,
     "question": st.text(min_size=1, max_size=500),
     "answer": _answer_value,
 })
+
+
+@st.composite
+def _rated_answer(draw: st.DrawFn) -> dict[str, Any]:
+    """A number on a scale (either direction, any bounds the database accepts), sometimes with a unit."""
+    bound = st.integers(-10**9, 10**9) | st.floats(-1e9, 1e9, allow_nan=False)
+    low, high = sorted((draw(bound), draw(bound)))
+    if not low < high:
+        reject()
+    values = [st.sampled_from([low, high]), st.floats(low, high)]
+    if math.ceil(low) <= math.floor(high):
+        values.append(st.integers(math.ceil(low), math.floor(high)))
+    value = draw(st.one_of(values))
+    answer = {"question_id": draw(_question_id), "question": draw(st.text(min_size=1, max_size=500)),
+              "answer": value, "scale": {"min": low, "max": high, "higher_is_better": draw(st.booleans())}}
+    unit = draw(_unit)
+    return answer if unit is None else answer | {"unit": unit}
+
+
+_quantity = st.fixed_dictionaries({
+    "question_id": _question_id,
+    "question": st.text(min_size=1, max_size=500),
+    "answer": st.integers(-10**9, 10**9) | st.floats(-1e9, 1e9),
+    "unit": st.text(min_size=1, max_size=40) | st.sampled_from(["hours/night", "Stunden/Nacht", "steps/day"]),
+})
+_answer = _plain_answer | _rated_answer() | _quantity
 _context = st.none() | st.fixed_dictionaries(
     {},
     optional={

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 from worker.ai_answer import Prices, TokenUsage, parse_completion
 from worker.ai_http import ChatHttp
-from worker.answer_schema import RESPONSE_FORMAT
 from worker.backoff import backoff
 from worker.exceptions import AiAttemptFailed, AiUnavailable
 from worker.metrics import AI_CALL_SECONDS, AI_COST_USD, AI_RETRIES, AI_TOKENS
@@ -128,8 +127,8 @@ class Recommender:
             )
         loop = asyncio.get_running_loop()
         deadline_at = loop.time() + self.deadline_seconds
-        body = json.dumps({"model": self.model, "messages": prompt.messages(), "response_format": RESPONSE_FORMAT},
-                          ensure_ascii=False).encode()
+        body = json.dumps({"model": self.model, "messages": prompt.messages(),
+                           "response_format": prompt.response_format}, ensure_ascii=False).encode()
         usage = TokenUsage(self.model, self.prices)
         tries = 0
         output_retries = 0

@@ -2,284 +2,236 @@
 
 Contract: `fallback_recommendations` is pure (same assessment, same result: no randomness, no clock),
 never raises for a valid `Assessment`, and always returns 1-10 recommendations that satisfy
-`worker.models.Recommendation`, sorted by priority (ties keep the order they were derived in).
-The text is English: the fallback has no translations, whatever context.locale says. A higher rating is
-taken as the better one (docs/frontend.md asks for questions phrased that way): rules cannot tell which end
-of "How stressed are you?" is good.
+`worker.models.Recommendation`, sorted by priority (ties keep the order they were derived in), each
+citing in `based_on` only the assessment's own question_ids and "goals".
+
+The rules (docs/quality.md measures them with scripts/eval):
+- A rating (a number with a scale) is judged on its scale in the direction the scale gives
+  (`Answer.rating`): the worst rating in the worse half is priority 1 and comes first; a rating at the
+  better end is never a focus area, one at the worse end never a strength.
+- A quantity (a number without a scale) is judged only where a rule knows its unit (`UNIT_RULES`);
+  otherwise it is not ranked and never called a rating. Scales written in the question's text are not
+  read: a number without an explicit `scale` is a quantity.
+- The text is in context.locale's language when worker/translations has it, else English with a sentence
+  that says so (worker/locales.py). The person's words are quoted as they wrote them, on one line and
+  bounded in length.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 from dataclasses import dataclass
+from functools import cache
 
-from worker.models import Answer, Assessment, Recommendation, RecommendationSet
+from worker.locales import LANGUAGES, Texts, load, texts_for
+from worker.models import GOALS, Answer, Assessment, Recommendation, RecommendationSet
 
-FALLBACK_VERSION = "fallback-v1"
+FALLBACK_VERSION = "fallback-v2"
 
-MAX_GOALS = 3
+# Where a rating sits on its scale (Answer.rating: 0 = the worse end, 1 = the better end).
+WORST_QUARTER = 0.25
+WORSE_HALF = 0.5
+BETTER_QUARTER = 0.75
+
+# At most ten recommendations; the caps keep every priority-1 and -2 item (focus areas, goals, quantities
+# out of range, "no" answers: 3 + 3 + 2 + 2) inside the ten, so no goal is ever cut.
 MAX_FOCUS_AREAS = 3
-MAX_NO_ANSWERS = 3
+MAX_QUANTITIES = 2
+MAX_NO_ANSWERS = 2
 MAX_LIST_ANSWERS = 2
 MAX_TEXT_ANSWERS = 2
 MAX_RECOMMENDATIONS = 10
+MAX_FOLLOW_UP_IDS = 10
 
 
 @dataclass(frozen=True)
-class _Scored:
+class UnitRule:
+    """A quantity the rules may judge: its unit (as translations/*.toml [units] spell it) and the range
+    outside which it deserves a recommendation."""
+
+    name: str
+    low: float
+    high: float | None
+
+
+# Adults' sleep: 7-9 hours (AASM/SRS consensus). Steps: about 7,000 a day or more goes with lower
+# mortality (Lancet Public Health meta-analyses, 2022 and 2025).
+UNIT_RULES = (UnitRule("sleep_hours", 7.0, 9.0), UnitRule("daily_steps", 7000.0, None))
+
+
+@dataclass(frozen=True)
+class _Rated:
     index: int
     answer: Answer
-    value: float
-    score: float  # 0 = bottom of the answer's scale, 1 = top
+    rating: float
 
 
 def fallback_recommendations(assessment: Assessment) -> RecommendationSet:
     """Useful, rule-abiding recommendations built from `assessment`'s answers and goals."""
-    kind = _quote_free(assessment.assessment_type, 60) or "assessment"
-    items: list[Recommendation] = []
-    focus_names: list[str] = []
+    context = assessment.context
+    texts, untranslated = texts_for(context.locale if context is not None else None)
+    build = _Builder(texts)
+    slug = assessment.assessment_type
+    kind = texts.assessment_types.get(slug) or _one_line(slug.replace("_", " "), 60)
+    goals = list(context.goals) if context is not None else []
 
-    goals = assessment.context.goals if assessment.context is not None else []
-    for i, goal in enumerate(goals[:MAX_GOALS]):
-        name = _quote_free(goal, 80) or "your goal"
-        items.append(_rec(
-            title=f"Turn “{_quote_free(goal, 90)}” into a weekly plan",
-            description=(
-                f"Write down one small, specific action towards “{name}” for each of the next four "
-                "weeks, put each in your calendar with a day and time, and tick it off when done. "
-                "At the end of each week, note what helped and adjust next week's action."
-            ),
-            category="Goals",
-            priority=1 if i == 0 else 2,
-            rationale=(
-                f"You named “{name}” as a goal; goals with a concrete weekly step are far more likely "
-                "to be reached."
-            ),
-        ))
-        if i == 0:
-            focus_names.append(name)
+    rated = sorted((_Rated(i, a, r) for i, a in enumerate(assessment.answers) if (r := a.rating) is not None),
+                   key=lambda s: (s.rating, s.index))
+    focus = [s for s in rated if s.rating < WORSE_HALF][:MAX_FOCUS_AREAS]
+    for n, s in enumerate(focus):
+        build.focus_area(s, priority=1 if n == 0 or s.rating <= WORST_QUARTER else 2)
+    if not focus and rated and rated[0].rating < BETTER_QUARTER:
+        build.room_to_grow(rated[0])
+    build.goals(goals)
+    judged = 0
+    for a in assessment.answers:
+        rule = _unit_rule(a.unit) if a.is_quantity else None
+        if rule is not None and judged < MAX_QUANTITIES and build.quantity(a, rule):
+            judged += 1
+    for a in [a for a in assessment.answers if a.answer is False][:MAX_NO_ANSWERS]:
+        build.revisit(a)
+    for a in [a for a in assessment.answers if isinstance(a.answer, list) and a.answer][:MAX_LIST_ANSWERS]:
+        build.choices(a)
+    for a in [a for a in assessment.answers if isinstance(a.answer, str) and a.answer.strip()][:MAX_TEXT_ANSWERS]:
+        build.reflect(a)
+    best = max(rated, key=lambda s: (s.rating, -s.index), default=None)
+    if best is not None and best.rating >= BETTER_QUARTER:
+        build.strength(best)
+    build.follow_up(kind, assessment.answers)
 
-    scored = _scored(assessment.answers)
-    lowest = sorted(scored, key=lambda s: (s.score, s.index))
-    flagged = [s for s in lowest if s.score < 0.67][:MAX_FOCUS_AREAS] or lowest[:1]
-    for s in flagged:
-        question = _quote_free(s.answer.question, 90) or s.answer.question_id
-        items.append(_rec(
-            title=f"Focus area: {question}",
-            description=(
-                f"This was one of your lowest-rated areas ({_fmt(s.value)}). Pick one change that "
-                "would raise it by a single step, try it every day for two weeks, and then rate it "
-                "again to see whether it moved."
-            ),
-            category="Focus area",
-            priority=1 if s.score < 0.34 else 2 if s.score < 0.67 else 3,
-            rationale=(
-                f"You rated “{question}” at {_fmt(s.value)}, {_position(s.score)} of the scale you used."
-            ),
-        ))
-        focus_names.append(_quote_free(s.answer.question, 60) or s.answer.question_id)
-    flagged_ids = {s.index for s in flagged}
-    strongest = max(scored, key=lambda s: (s.score, -s.index), default=None)
-    if strongest is not None and strongest.index not in flagged_ids and strongest.score >= 0.5:
-        question = _quote_free(strongest.answer.question, 90) or strongest.answer.question_id
-        items.append(_rec(
-            title=f"Build on your strength: {question}",
-            description=(
-                "This is your strongest area. Write down what you do that makes it work, and use the same "
-                "habit or routine as a model for one of your focus areas."
-            ),
-            category="Strengths",
-            priority=4,
-            rationale=(
-                f"You rated “{question}” at {_fmt(strongest.value)}, your highest score in this assessment."
-            ),
+    ordered = sorted(build.items, key=lambda r: r.priority)[:MAX_RECOMMENDATIONS]
+    summary = build.summary(kind, len(assessment.answers), goals, untranslated,
+                            context.locale if context is not None else None)
+    return RecommendationSet(summary=summary, recommendations=ordered)
+
+
+class _Builder:
+    """Collects recommendations in one language, and the names the summary lists."""
+
+    def __init__(self, texts: Texts) -> None:
+        self.t = texts
+        self.items: list[Recommendation] = []
+        self.focus_names: list[str] = []
+
+    def _add(self, key: str, priority: int, based_on: list[str], *, description: str | None = None,
+             rationale: str | None = None, category: str | None = None, **values: str) -> None:
+        t = self.t
+        self.items.append(Recommendation(
+            title=_cap(t.format(f"{key}_title", **values), 120),
+            description=_cap(description or t.format(f"{key}_description", **values), 1000),
+            category=_cap(category or t.format(f"{key}_category"), 40),
+            priority=priority,
+            rationale=_cap(rationale or t.format(f"{key}_rationale", **values), 600),
+            based_on=based_on,
         ))
 
-    nos = [a for a in assessment.answers if a.answer is False][:MAX_NO_ANSWERS]
-    for a in nos:
-        question = _quote_free(a.question, 90) or a.question_id
-        items.append(_rec(
-            title=f"Revisit: {question}",
-            description=(
-                f"You answered “no” to “{question}”. If a “yes” here would serve you better, identify "
-                "what stands in the way and choose one small step you can take this week to change it."
-            ),
-            category="Next step",
-            priority=2,
-            rationale=(
-                f"A “no” to “{question}” points at something you may want to change or decide on "
-                "deliberately."
-            ),
-        ))
-        focus_names.append(_quote_free(a.question, 60) or a.question_id)
+    def _scale_values(self, s: _Rated) -> dict[str, str]:
+        assert s.answer.scale is not None and s.answer.number is not None  # a rating has both
+        return {"question": _question(s.answer), "value": self.t.number(s.answer.number),
+                "min": self.t.number(s.answer.scale.min), "max": self.t.number(s.answer.scale.max)}
 
-    lists = [(a, a.answer) for a in assessment.answers if isinstance(a.answer, list) and a.answer]
-    for a, options in lists[:MAX_LIST_ANSWERS]:
-        chosen = _quote_free(", ".join(options[:5]) + (", …" if len(options) > 5 else ""), 200)
-        question = _quote_free(a.question, 90) or a.question_id
-        items.append(_rec(
-            title=f"Build on your choices: {_quote_free(', '.join(options[:3]), 90)}",
-            description=(
-                f"For “{question}” you chose: {chosen}. Pick the one that matters most to you right "
-                "now and plan a specific time this week to act on it."
-            ),
-            category="Preferences",
-            priority=3,
-            rationale=f"Your choices for “{question}” show where your interest and energy already are.",
-        ))
+    def focus_area(self, s: _Rated, priority: int) -> None:
+        values = self._scale_values(s)
+        assert s.answer.scale is not None
+        direction = "up" if s.answer.scale.higher_is_better else "down"
+        position = "worst" if s.rating == 0 else "bad" if s.rating <= WORST_QUARTER else "weak"
+        self._add("focus", priority, [s.answer.question_id],
+                  description=self.t.format(f"focus_description_{direction}", **values),
+                  rationale=self.t.format(f"focus_rationale_{position}", **values), **values)
+        self.focus_names.append(_question(s.answer, 60))
 
-    texts = [a for a in assessment.answers if isinstance(a.answer, str) and a.answer.strip()]
-    for a in texts[:MAX_TEXT_ANSWERS]:
-        question = _quote_free(a.question, 90) or a.question_id
-        items.append(_rec(
-            title=f"Reflect on: {question}",
-            description=(
-                f"Re-read your answer to “{question}” and write down one concrete next step it suggests, "
-                "with a date by which you will have taken it."
-            ),
-            category="Reflection",
-            priority=3,
-            rationale=f"Your own words on “{question}” are the most specific input this assessment has.",
-        ))
+    def room_to_grow(self, s: _Rated) -> None:
+        self._add("grow", 3, [s.answer.question_id], **self._scale_values(s))
 
-    items.append(_rec(
-        title="Check your progress in four weeks",
-        description=(
-            f"Take this {kind} assessment again in four weeks and compare the results with today's, "
-            "starting with the focus areas above."
-        ),
-        category="Follow-up",
-        priority=5,
-        rationale="Repeating the assessment shows which changes worked and where to focus next.",
-    ))
+    def strength(self, s: _Rated) -> None:
+        self._add("strength", 4, [s.answer.question_id], **self._scale_values(s))
 
-    ordered = sorted(items, key=lambda r: r.priority)[:MAX_RECOMMENDATIONS]
-    return RecommendationSet(summary=_summary(assessment, kind, focus_names), recommendations=ordered)
+    def goals(self, goals: list[str]) -> None:
+        """One recommendation per goal for up to three goals; from four on, the others share one."""
+        singles = ("goal_plan", "goal_measure", "goal_start") if len(goals) <= 3 else ("goal_plan", "goal_measure")
+        category = self.t.format("goals_category")
+        for key, goal in zip(singles, goals, strict=False):
+            self._add(key, 1 if key == "goal_plan" else 2, [GOALS], category=category, goal=_one_line(goal, 80))
+        if goals:
+            self.focus_names.append(_one_line(goals[0], 60))
+        if len(goals) > 3:
+            others = self.t.quote_list([_one_line(goal, 80) for goal in goals[2:]])
+            self._add("goal_rest", 2, [GOALS], category=category, goals=others)
 
-
-def _scored(answers: list[Answer]) -> list[_Scored]:
-    """Numeric answers placed on their scale: the one the question states, else one inferred."""
-    numbers = [(i, a, v) for i, a in enumerate(answers) if (v := _finite(a.answer)) is not None]
-    stated = {i: scale for i, a, v in numbers if (scale := _stated_scale(a.question)) and scale[0] <= v <= scale[1]}
-    unstated = [v for i, _, v in numbers if i not in stated]
-    inferred = _scale(min(unstated), max(unstated)) if unstated else (0.0, 0.0)
-    scored = []
-    for i, a, v in numbers:
-        low, high = stated.get(i, inferred)
-        span = high - low
-        score = min(max((v - low) / span, 0.0), 1.0) if span > 0 and math.isfinite(span) else 0.5
-        scored.append(_Scored(i, a, v, score))
-    return scored
-
-
-# "(1 = not at all, 5 = very)", "on a scale of 1-10", "de 1 a 5", "0 to 100": the question's own scale.
-# Read with one left-to-right pass over tokens, never a backtracking regex: question text is the user's,
-# and a pattern like (-?\d+)\s*= takes quadratic time on a long run of digits.
-_RANGE_WORDS = frozenset({"-", "\u2013", "\u2014", "to", "a", "até", "bis", "à"})
-
-
-def _tokens(text: str) -> list[tuple[str, str]]:
-    """(kind, text) for each number ('num', with its sign), '=' ('eq'), dash or word ('word'), other
-    character ('other'); a number next to a '.' is 'dec' (a decimal, never part of a scale)."""
-    tokens: list[tuple[str, str]] = []
-    i, n = 0, len(text)
-    while i < n:
-        char = text[i]
-        if char.isspace():
-            i += 1
-        elif char.isdecimal() or (char == "-" and i + 1 < n and text[i + 1].isdecimal()
-                                  and (i == 0 or not text[i - 1].isdecimal())):
-            start = i
-            i += 1
-            while i < n and text[i].isdecimal():
-                i += 1
-            dotted = (start > 0 and text[start - 1] == ".") or (i < n and text[i] == ".")
-            tokens.append(("dec" if dotted else "num", text[start:i]))
-        elif char.isalpha():
-            start = i
-            while i < n and text[i].isalpha():
-                i += 1
-            tokens.append(("word", text[start:i].lower()))
+    def quantity(self, a: Answer, rule: UnitRule) -> bool:
+        """Adds a recommendation if `a` is outside `rule`'s range; returns whether it did."""
+        value = a.number
+        assert value is not None and a.unit is not None
+        values = {"question": _question(a), "value": self.t.number(value), "unit": _one_line(a.unit, 40)}
+        if value < rule.low:
+            key = "sleep_short" if rule.name == "sleep_hours" else "steps_low"
+        elif rule.high is not None and value > rule.high:
+            key = "sleep_long"
         else:
-            tokens.append(("eq" if char == "=" else "word" if char in _RANGE_WORDS else "other", char))
-            i += 1
-    return tokens
+            return False
+        family = key.split("_", 1)[0]
+        self._add(key, 2, [a.question_id], rationale=self.t.format(f"{family}_rationale", **values),
+                  category=self.t.format(f"{family}_category"), **values)
+        self.focus_names.append(_question(a, 60))
+        return True
+
+    def revisit(self, a: Answer) -> None:
+        self._add("revisit", 2, [a.question_id], question=_question(a))
+        self.focus_names.append(_question(a, 60))
+
+    def choices(self, a: Answer) -> None:
+        assert isinstance(a.answer, list)
+        options = [_one_line(option, 60) for option in a.answer]
+        listed = self.t.quote_list(options[:5]) + (self.t.list_separator + "…" if len(options) > 5 else "")
+        self._add("choices", 3, [a.question_id], description=self.t.format(
+            "choices_description", question=_question(a), choices=listed),
+            question=_question(a), choices=self.t.quote_list(options[:3]))
+
+    def reflect(self, a: Answer) -> None:
+        self._add("reflect", 3, [a.question_id], question=_question(a))
+
+    def follow_up(self, kind: str, answers: list[Answer]) -> None:
+        cited = [i for r in self.items for i in r.based_on if i != GOALS]
+        based_on = list(dict.fromkeys(cited))[:MAX_FOLLOW_UP_IDS] or [answers[0].question_id]
+        self._add("followup", 5, based_on, kind=kind)
+
+    def summary(self, kind: str, count: int, goals: list[str], untranslated: bool, locale: str | None) -> str:
+        t = self.t
+        parts = [t.format("summary_intro_one", kind=kind) if count == 1
+                 else t.format("summary_intro_other", kind=kind, count=str(count))]
+        names = list(dict.fromkeys(self.focus_names))[:4]
+        parts.append(t.format("summary_focus", names=t.quote_list(names)) if names
+                     else t.format("summary_no_focus"))
+        parts.append(t.format("summary_fallback"))
+        if untranslated:
+            parts.append(t.format("summary_untranslated", locale=_one_line(locale or "", 35)))
+        return _cap(" ".join(parts), 2000)
 
 
-def _stated_scale(question: str) -> tuple[float, float] | None:
-    tokens = _tokens(question)
-    anchors = [float(value) for (kind, value), following in itertools.pairwise(tokens)
-               if kind == "num" and following[0] == "eq"]
-    if len(anchors) >= 2 and min(anchors) < max(anchors):
-        return min(anchors), max(anchors)
-    for (kind, low), (_, separator), (other, high) in zip(tokens, tokens[1:], tokens[2:], strict=False):
-        if kind == other == "num" and separator in _RANGE_WORDS and float(low) < float(high):
-            return float(low), float(high)
-    return None
+@cache
+def _unit_aliases() -> dict[str, str]:
+    """Every spelling of every rule's unit in every language, normalised -> the rule's name."""
+    return {_unit_key(alias): name for language in LANGUAGES
+            for name, aliases in load(language).units.items() for alias in aliases}
 
 
-def _finite(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        as_float = float(value)
-    except OverflowError:
-        return None
-    return as_float if math.isfinite(as_float) else None
+def _unit_key(unit: str) -> str:
+    return "".join(unit.casefold().split())
 
 
-def _scale(smallest: float, largest: float) -> tuple[float, float]:
-    """The rating scale the person most likely used, inferred from the values they gave."""
-    low = min(smallest, 1.0)
-    if largest <= 5:
-        return low, 5.0
-    if largest <= 10:
-        return low, 10.0
-    if largest <= 100:
-        return min(smallest, 0.0), 100.0
-    return smallest, largest
+def _unit_rule(unit: str | None) -> UnitRule | None:
+    name = _unit_aliases().get(_unit_key(unit)) if unit else None
+    return next((rule for rule in UNIT_RULES if rule.name == name), None)
 
 
-def _position(score: float) -> str:
-    if score < 0.34:
-        return "in the lower third"
-    if score < 0.67:
-        return "in the middle"
-    return "in the upper third"
+def _question(answer: Answer, limit: int = 90) -> str:
+    return _one_line(answer.question, limit) or answer.question_id
 
 
-def _summary(assessment: Assessment, kind: str, focus_names: list[str]) -> str:
-    count = len(assessment.answers)
-    plural = "s" if count != 1 else ""
-    text = f"These recommendations are based on the {count} answer{plural} in your {kind} assessment."
-    if focus_names:
-        names = "; ".join(f"“{n}”" for n in focus_names[:4])
-        text += f" The main focus areas are: {names}."
-    else:
-        text += " No area stood out as weak, so the focus is on keeping what works."
-    text += " They were generated from your answers by fixed rules because the AI service was unavailable."
-    return text
-
-
-def _rec(*, title: str, description: str, category: str, priority: int, rationale: str) -> Recommendation:
-    return Recommendation(
-        title=_cap(title, 120), description=_cap(description, 1000), category=category,
-        priority=priority, rationale=_cap(rationale, 600),
-    )
-
-
-def _quote_free(text: str, limit: int) -> str:
-    """`text` on one line, without curly quotes that would nest confusingly, at most `limit` characters."""
-    return _cap(" ".join(text.replace("“", "\"").replace("”", "\"").split()), limit)
+def _one_line(text: str, limit: int) -> str:
+    """The person's words as they wrote them, on one line and at most `limit` characters."""
+    return _cap(" ".join(text.split()), limit)
 
 
 def _cap(text: str, limit: int) -> str:
     text = text.strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _fmt(value: float) -> str:
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:.3g}"

@@ -83,7 +83,7 @@ async def produce_outcome(
         log.exception("the AI client failed unexpectedly; using fallback recommendations")
         return fallback_outcome(assessment, "ai_client_bug", started)
     return Outcome(
-        recommendations=result.recommendations, source="ai", model=result.model,
+        recommendations=prompt.ground(result.recommendations), source="ai", model=result.model,
         prompt_version=prompt.version, cache_key=cache_key, prompt_tokens=result.prompt_tokens,
         completion_tokens=result.completion_tokens, latency_ms=_elapsed_ms(started),
     )

@@ -52,12 +52,11 @@ async def _calls(call: Callable[[], Awaitable[None]], calls: int) -> float:
 
 async def _measure(variant: str, url: str, calls: int) -> float:
     from worker.ai import Recommender
-    from worker.answer_schema import RESPONSE_FORMAT
     from worker.models import RecommendationSet
     from worker.prompt import build_prompt
 
     prompt = build_prompt(assessment_model())
-    body = {"model": "fake-model", "messages": prompt.messages(), "response_format": RESPONSE_FORMAT}
+    body = {"model": "fake-model", "messages": prompt.messages(), "response_format": prompt.response_format}
     if variant == "worker":
         recommender = Recommender(api_key="k", base_url=url, model="fake-model", max_connections=IN_FLIGHT)
 

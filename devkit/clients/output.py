@@ -234,6 +234,8 @@ def format_result(row: object) -> str:
             lines.append(f"     {item['description']}")
         if item.get("rationale"):
             lines.append(f"     Why: {item['rationale']}")
+        if isinstance(item.get("based_on"), list) and item["based_on"]:
+            lines.append(f"     Based on: {', '.join(map(str, item['based_on']))}")
     return "\n".join(lines)
 
 

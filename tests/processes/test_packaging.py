@@ -1,4 +1,4 @@
-"""The worker's wheel: it carries the worker's SQL and runs from outside the repository."""
+"""The worker's wheel: it carries the worker's SQL and translations, and runs from outside the repository."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from devkit import REPO
 
 
-def test_wheel_contains_the_sql_and_runs_outside_the_repository(tmp_path: Path) -> None:
+def test_wheel_contains_the_sql_and_translations_and_runs_outside_the_repository(tmp_path: Path) -> None:
     # Built from what the Dockerfile's build stage copies (.dockerignore allows nothing else), so the
     # build neither sees the rest of the repository nor leaves build/ in it.
     source = tmp_path / "src"
@@ -25,6 +25,7 @@ def test_wheel_contains_the_sql_and_runs_outside_the_repository(tmp_path: Path) 
     [wheel] = (tmp_path / "dist").glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "worker/sql/queries.sql" in names
+    assert {f"worker/translations/{language}.toml" for language in ("en", "pt", "es", "fr", "de")} <= set(names)
     assert not [name for name in names if name.startswith(("devkit/", "tests/"))], "the wheel is the worker alone"
 
     # Install it alone into a target folder; the dependencies come from this interpreter's site-packages,
@@ -34,11 +35,12 @@ def test_wheel_contains_the_sql_and_runs_outside_the_repository(tmp_path: Path) 
                                 str(wheel)], capture_output=True, text=True, timeout=300)
     assert installed.returncode == 0, installed.stderr
     env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
-    probe = "import worker.db; print(worker.db.__file__, len(worker.db.QUERIES))"
+    probe = ("import worker.db, worker.locales; print(worker.db.__file__, len(worker.db.QUERIES), "
+             "worker.locales.load('pt').language_name)")
     where = subprocess.run([sys.executable, "-c", probe], cwd="/", env=env, capture_output=True, text=True, timeout=60)
     assert where.returncode == 0, where.stderr
-    module_file, queries = where.stdout.split()
-    assert module_file.startswith(str(target)) and int(queries) > 5
+    module_file, queries, portuguese = where.stdout.split()
+    assert module_file.startswith(str(target)) and int(queries) > 5 and portuguese == "Portuguese"
     helped = subprocess.run([sys.executable, "-m", "worker", "--help"], cwd="/", env=env,
                             capture_output=True, text=True, timeout=60)
     assert helped.returncode == 0, helped.stderr

@@ -188,6 +188,12 @@ def test_format_result_lists_recommendations_in_order() -> None:
     ]
 
 
+def test_format_result_names_the_answers_a_recommendation_rests_on() -> None:
+    text = format_result({"summary": "s", "source": "fallback", "fallback_reason": "timeout", "recommendations": [
+        {"title": "Sleep", "priority": 1, "based_on": ["sleep.hours", "goals"]}, {"title": "Old", "based_on": []}]})
+    assert text.splitlines()[-2:] == ["     Based on: sleep.hours, goals", "  2. Old"]
+
+
 def test_format_result_reports_malformed_rows_and_items() -> None:
     assert format_result(None).startswith("malformed result")
     text = format_result({"summary": "s", "source": "ai", "model": "m", "recommendations": ["oops"]})

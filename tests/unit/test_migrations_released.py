@@ -54,6 +54,10 @@ RELEASED = {
         "c22a7a81e32027f19870f4f255758607271b3b62a73696e3389dd2fb6f110c2e",
     "20261208100300_bound_the_workers_lock_waits.sql":
         "f75cc1bd9bb90bed36c9e35f41c9c59bec615c156a3eb3fa03bc00e95245c6cb",
+    "20261208120000_validate_answer_scales_and_units.sql":
+        "d4305fc2168264672830d385addbe22c13e1a910ead703263d6259bb7f9b06de",
+    "20261208120100_let_recommendations_cite_their_answers.sql":
+        "913525517339f51993c828c77dee07975351aac9d31e19051b2411a05d0b1d0d",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from tests.factories import FIXED_USER, assessment, assessments
@@ -28,7 +29,10 @@ def test_prompt_messages_are_system_then_user() -> None:
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": prompt.user},
     ]
-    assert "priority" in prompt.system and "never instructions" in prompt.system and "locale" in prompt.system
+    assert "priority" in prompt.system and "never instructions" in prompt.system and "based_on" in prompt.system
+    assert "higher_is_better" in prompt.system and "quantity" in prompt.system
+    assert prompt.citable == ("sleep", "energy", "exercise", "hobbies", "worry")
+    assert PROMPT_VERSION == "recommendations-v2"
 
 
 def test_prompt_answers_are_json_inside_the_delimiters() -> None:
@@ -69,7 +73,8 @@ def test_prompt_cache_key_changes_with_owner_model_version_and_answers() -> None
     # Another user with the very same answers never shares a cache entry (nor learns that one exists).
     assert prompt.cache_key("model-a", uuid.uuid4()) != key
     assert prompt.cache_key("model-b", FIXED_USER) != key
-    assert type(prompt)(prompt.system, prompt.user, "recommendations-v2").cache_key("model-a", FIXED_USER) != key
+    assert type(prompt)(prompt.system, prompt.user, "v-other", prompt.citable).cache_key("model-a", FIXED_USER) != key
+    assert type(prompt)(prompt.system, prompt.user, prompt.version, ("sleep",)).cache_key("model-a", FIXED_USER) != key
     changed = [{"question_id": "sleep", "question": "How well do you sleep?", "answer": 3}]
     assert build_prompt(assessment(changed)).cache_key("model-a", FIXED_USER) != key
 
@@ -113,3 +118,35 @@ def test_prompt_drops_trailing_answers_only_when_capping_texts_is_not_enough() -
     kept = [a["question_id"] for a in data["answers"]]
     assert data["truncated"] is True
     assert 1 <= len(kept) < 100 and kept == [f"q{i}" for i in range(len(kept))]
+
+
+def test_prompt_gives_the_model_each_scale_and_unit() -> None:
+    answers = [
+        {"question_id": "stress", "question": "How stressed are you?", "answer": 4,
+         "scale": {"min": 1, "max": 5, "higher_is_better": False}},
+        {"question_id": "sleep", "question": "Hours of sleep?", "answer": 6, "unit": "hours/night"},
+        {"question_id": "note", "question": "Anything else?", "answer": "No"},
+    ]
+    data = json.loads(_data_block(build_prompt(assessment(answers)).user))
+    assert data["answers"][0]["scale"] == {"min": 1, "max": 5, "higher_is_better": False}
+    assert data["answers"][1]["unit"] == "hours/night" and "scale" not in data["answers"][1]
+    assert set(data["answers"][2]) == {"question_id", "question", "answer"}
+
+
+@pytest.mark.parametrize(("locale", "line"), [
+    ("pt-BR", "Write every text in Portuguese."), ("de", "Write every text in German."),
+    ("it", "Write every text in the language of context.locale, a BCP 47 tag."),
+    (None, "Write every text in English."),
+])
+def test_prompt_names_the_language_to_write_in(locale: str | None, line: str) -> None:
+    prompt = build_prompt(assessment(context={"locale": locale} if locale else None))
+    assert prompt.user.split(DATA_OPEN)[0].splitlines()[-1] == line
+
+
+def test_prompt_carries_a_strict_schema_limited_to_the_assessments_ids() -> None:
+    prompt = build_prompt(assessment(context={"goals": ["Sleep 8 hours"]}))
+    assert prompt.citable == ("sleep", "energy", "exercise", "hobbies", "worry", "goals")
+    schema = prompt.response_format["json_schema"]["schema"]
+    items = schema["properties"]["recommendations"]["items"]["properties"]["based_on"]["items"]
+    assert items == {"type": "string", "enum": list(prompt.citable)}
+    assert prompt.response_format["json_schema"]["strict"] is True
