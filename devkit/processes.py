@@ -72,17 +72,26 @@ def process_tree_cpu_seconds(root: int) -> float:
 
 class FakeAiProcess:
     """`python -m devkit.fake_openai` in its own process; `url` is its OpenAI base URL. `port` 0 picks a free
-    one; give the port of a stopped one to bring "the same AI" back."""
+    one; give the port of a stopped one to bring "the same AI" back. `requests_per_minute` and
+    `tokens_per_minute` turn on its rate limits (429 beyond them); `stats()` reads its counts."""
 
-    def __init__(self, latency: float = 0.0, fail_rate: float = 0.0, port: int = 0) -> None:
+    def __init__(self, latency: float = 0.0, fail_rate: float = 0.0, port: int = 0,
+                 requests_per_minute: int | None = None, tokens_per_minute: int | None = None) -> None:
+        limits = [*(["--requests-per-minute", str(requests_per_minute)] if requests_per_minute else []),
+                  *(["--tokens-per-minute", str(tokens_per_minute)] if tokens_per_minute else [])]
         self.process = subprocess.Popen(
             [PYTHON, "-m", "devkit.fake_openai", "--port", str(port), "--latency", str(latency),
-             "--fail-rate", str(fail_rate)],
+             "--fail-rate", str(fail_rate), *limits],
             cwd=REPO, stdout=subprocess.PIPE, text=True,
         )
         assert self.process.stdout is not None
         self.url = self.process.stdout.readline().strip()
         self.pid = self.process.pid
+
+    def stats(self) -> dict[str, Any]:
+        """GET /health: requests, rate_limited, completed, first_completed_at, last_completed_at."""
+        with urllib.request.urlopen(self.url.removesuffix("/v1") + "/health", timeout=5) as response:
+            return dict(json.loads(response.read()))
 
     def stop(self) -> None:
         self.process.terminate()
