@@ -9,6 +9,9 @@ kind of retry waits. (The AI step's own tries within one attempt are worker/ai.p
   while the database is away counts as a delivery) before one that never starts is dead-lettered.
 - A commit the database cannot take now is retried for COMMIT_RETRY_SECONDS; one whose assessment another
   transaction holds is retried at once on its own, for as long.
+- Asking whether an AI call may start (worker/admission.py) is retried for ADMIT_RETRY_SECONDS while the
+  database cannot answer, with no call meanwhile; then the job returns when its lease ends. Recording what
+  a call used is retried for SETTLE_RETRY_SECONDS.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ READS_PER_ATTEMPT = 3
 RETRY_BASE_SECONDS = 2.0
 RETRY_CAP_SECONDS = 60.0
 COMMIT_RETRY_SECONDS = 60.0
+ADMIT_RETRY_SECONDS = 30.0
+SETTLE_RETRY_SECONDS = 10.0
 
 
 def max_reads(max_attempts: int) -> int:
@@ -51,3 +56,8 @@ def busy_commit_delay(tries: int, rng: random.Random) -> float:
 def take_retry_delay(failures: int) -> float:
     """Wait before reading jobs again after `failures` failed reads in a row."""
     return backoff(failures, base=0.5, cap=10.0)
+
+
+def admission_retry_delay(failures: int) -> float:
+    """Wait before asking the database again whether an AI call may start, after `failures` errors in a row."""
+    return backoff(failures, base=0.25, cap=4.0)

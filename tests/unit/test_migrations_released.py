@@ -46,6 +46,8 @@ RELEASED = {
         "f1b7dfa015b813c0ef83f685462a8db0802dc366ef00c671e4f8f2d2d3b2fc78",
     "20261126130000_no_public_execute_in_private.sql":
         "05643abf44fba848541867716c1164daaf3341907f41b48464f117c22d6df4f6",
+    "20261208140000_admit_ai_calls.sql":
+        "22a4647afbf75e25ce1bf3dc0c225e87dc5fb9142b984ded25ffaa6bb88cbda0",
 }
 
 
