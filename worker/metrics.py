@@ -109,7 +109,7 @@ LISTEN_CONNECTED = Gauge(
 )
 # What the worker retries when the database refuses or is away; each is also logged.
 DATABASE_OPERATIONS = ("take", "commit", "extend_leases", "release_leases", "acknowledge", "cache_lookup",
-                       "record_failure", "dead_letter", "readiness", "admit", "settle", "ai_usage")
+                       "record_failure", "dead_letter", "readiness", "admit", "settle")
 # transient: retried; permanent: an operator must act (a grant, a migration); bug: neither (worker/db_errors.py).
 DATABASE_ERROR_KINDS = ("transient", "permanent", "bug")
 DATABASE_ERRORS = Counter(

@@ -47,7 +47,7 @@ RELEASED = {
     "20261126130000_no_public_execute_in_private.sql":
         "05643abf44fba848541867716c1164daaf3341907f41b48464f117c22d6df4f6",
     "20261208140000_admit_ai_calls.sql":
-        "22a4647afbf75e25ce1bf3dc0c225e87dc5fb9142b984ded25ffaa6bb88cbda0",
+        "b0de673ee1d56ea9756ce4b8d91cc6b5709c7e0bb360127c4ae2a5c62fc745d2",
 }
 
 
