@@ -15,11 +15,11 @@ from typing import Any
 
 from devkit import localdb
 from devkit.bench import __doc__ as USAGE
-from devkit.bench import ai_client, sections, status_check
+from devkit.bench import ai_client, provider_limit, sections, status_check
 from devkit.bench.report import TARGETS, table
 from devkit.bench.run import CLIENTS, FULL, QUICK, Bench
 
-SECTIONS = ("submit", "drain", "latency", "slow_ai", "status_check", "ai_client")
+SECTIONS = ("submit", "drain", "latency", "slow_ai", "status_check", "ai_client", "provider_limit")
 
 
 def worker_counts(raw: str) -> list[int]:
@@ -82,6 +82,8 @@ def main(argv: list[str]) -> int:
             report["status_check"] = status_check.status_check(bench)
         if "ai_client" in wanted:
             report["ai_client"] = ai_client.compare(calls=1000 if args.quick else 3000)
+        if "provider_limit" in wanted:
+            report["provider_limit"] = provider_limit.provider_limit(bench)
     finally:
         bench.cleanup(limit)
     shutil.rmtree(tmp)

@@ -14,6 +14,9 @@ TARGETS = {
     "slow_ai_per_second": 45.0,
     "slow_ai_rss_mb": 200.0,
     "status_p99_ms": 5.0,
+    "provider_goodput_ratio": 0.9,
+    "provider_rejected_share": 0.02,
+    "provider_fallback_share": 0.0,
 }
 
 
@@ -72,6 +75,22 @@ def rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
         out.append((f"status check p99 ({size}), ms", f"{st['baseline_p99_ms']:.2f} no RLS",
                     f"{st['p99_ms']:.2f} as owner", f"{st['p99_ms'] / st['baseline_p99_ms']:.1f}",
                     f"<= {t['status_p99_ms']:g} ms", verdict(st["p99_ms"] <= t["status_p99_ms"])))
+    if limited := report.get("provider_limit"):
+        other = limited["unconfigured"]
+        out.append((f"provider limit {limited['limit_per_minute']}/min: goodput / limit",
+                    f"{other['goodput_ratio']:.2f} unconfigured", f"{limited['goodput_ratio']:.2f}", "",
+                    f">= {t['provider_goodput_ratio']}",
+                    verdict(limited["goodput_ratio"] >= t["provider_goodput_ratio"])))
+        out.append(("provider limit: 429s / calls", f"{other['rejected_share']:.3f} unconfigured",
+                    f"{limited['rejected_share']:.3f}", "", f"<= {t['provider_rejected_share']}",
+                    verdict(limited["rejected_share"] <= t["provider_rejected_share"])))
+        out.append(("provider limit: fallbacks / jobs", f"{other['fallback_share']:.2f} unconfigured",
+                    f"{limited['fallback_share']:.2f}", "", f"<= {t['provider_fallback_share']:g}",
+                    verdict(limited["fallback_share"] <= t["provider_fallback_share"])))
+        cost = limited["admission"]
+        out.append(("admit + settle: database CPU ms/call", f"{cost['baseline_database_cpu_ms']:.3f} 2 x select 1",
+                    f"{cost['database_cpu_ms_per_call']:.3f}",
+                    f"{cost['database_cpu_ms_per_call'] / cost['baseline_database_cpu_ms']:.1f}", "", ""))
     if client := report.get("ai_client"):
         variants = client["variants"]
         base = variants["sdk_httpx2"]["cpu_ms_per_call"]
@@ -106,5 +125,13 @@ def table(report: dict[str, Any]) -> str:
                           for name, part in lat["parts_ms"].items())
         notes.append(f"latency: {lat['samples']} samples, p95 {lat['p95_ms']:.1f} ms, max {lat['max_ms']:.1f} ms; "
                      f"in ms: {parts}")
+    if limited := report.get("provider_limit"):
+        for name, run in (("configured", limited), ("unconfigured", limited["unconfigured"])):
+            notes.append(f"provider limit, {name}: {run['jobs']} jobs in {run['seconds']:.1f}s (at the limit: "
+                         f"{run['ideal_seconds']:.1f}s); {run['requests']} requests, {run['rate_limited']} answered "
+                         f"429, {run['completed']} completed")
+        cost = limited["admission"]
+        notes.append(f"admission: {cost['per_second']:.0f} admit + settle pairs/s against "
+                     f"{cost['baseline_per_second']:.0f} pairs of select 1, 8 clients")
     notes.append(f"elapsed {report['elapsed_seconds']:.0f}s")
     return "\n".join(notes)
