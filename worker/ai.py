@@ -203,13 +203,14 @@ class Recommender:
                             raise AiAttemptFailed("timeout", "No time is left in the deadline for another try",
                                                   retryable=False)
                         call.sent += 1
+                        call.pause = None  # what this try's answer asks every replica to wait, if anything
                         reply = await self._http.post(call.body)
                         call.pause = reply.limits.pause_seconds(call.estimate.tokens)
                         answer = parse_completion(reply.payload, call.usage)
                     except AiAttemptFailed as failure:
                         if failure.reason == "rate_limited":
                             AI_RATE_LIMITED.inc()
-                        call.pause = failure.wait if failure.reason == "rate_limited" else None
+                            call.pause = failure.wait
                         is_output = failure.reason in ("invalid_json", "invalid_output")
                         output_retries += is_output
                         can_retry = failure.retryable and tries < self.max_tries and not (

@@ -9,10 +9,12 @@ import hmac
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
 
+from devkit import fake_openai
 from devkit.fake_openai import FakeOpenAI
 from devkit.localdb import worker_url
 from devkit.samples import answers, submit
@@ -164,3 +166,18 @@ async def test_the_worker_role_sees_only_the_admission_functions(database_url: s
             "where n.nspname = 'private' and has_function_privilege(p.oid, 'execute')")}
     # recommendations_are_valid: the check constraint on results (20261126100100).
     assert functions == {"admit_ai_call", "settle_ai_call", "ai_usage_today", "recommendations_are_valid"}
+
+
+async def test_a_429_is_recorded_for_every_replica_and_retried_after_it(
+    admin: psycopg.Connection, database_url: str, fake: FakeOpenAI
+) -> None:
+    fake.script(fake_openai.status(429, retry_after_ms=1500))
+    [assessment_id] = submit(admin, create_user(admin), careers(71, 1))
+    settings = settings_for(database_url, cache_ttl_seconds=0)
+    async with running_worker(settings, recommender_for(settings, fake.base_url)):
+        [row] = await wait_for_status(database_url, [assessment_id], timeout=20)
+    [limiter] = await fetch(database_url, "select paused_until - %s::timestamptz as paused from private.ai_limiter",
+                            (datetime.fromtimestamp(time.time() - (time.monotonic() - fake.requests[0].at), UTC),))
+    assert row["source"] == "ai" and len(fake.requests) == 2
+    assert 1.4 <= limiter["paused"].total_seconds() <= 1.7  # the shared pause: 1.5 s after the 429
+    assert fake.requests[1].at - fake.requests[0].at >= 1.45
