@@ -158,10 +158,12 @@ class WorkerProcess:
     The ops server listens on `ops_port` (a free port unless WORKER_OPS_PORT is given); stdout and
     stderr go to `log_path`. `new_session` puts it in its own process group (a Ctrl-C in the terminal
     then reaches only the parent, which stops it in order); `max_open_files` caps its file descriptors.
+    `source` is the tree whose `worker` package runs (its directory comes first on the module path), so a
+    benchmark can run an older commit's worker beside this one.
     """
 
     def __init__(self, log_path: Path, env: Mapping[str, str], *, new_session: bool = False,
-                 max_open_files: int | None = None) -> None:
+                 max_open_files: int | None = None, source: Path = REPO) -> None:
         self.ops_port = int(env.get("WORKER_OPS_PORT") or free_port())
         self.log_path = log_path
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,7 +174,7 @@ class WorkerProcess:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, max_open_files))
 
         self.process = subprocess.Popen(
-            [PYTHON, "-m", "worker", "run"], cwd=REPO, env=environment, preexec_fn=limit_open_files,
+            [PYTHON, "-m", "worker", "run"], cwd=source, env=environment, preexec_fn=limit_open_files,
             stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=new_session,
         )
 

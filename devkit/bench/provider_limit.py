@@ -10,9 +10,11 @@ headers, which is what they did before). goodput_ratio = successful calls per se
 last completion, over the limit a second; rejected_share = 429s / all calls; fallback_share = fallback
 results / jobs.
 
-Admission cost: pgbench as assessment_worker, 8 clients; a transaction is admit_ai_call + settle_ai_call for
-one of 256 leased jobs with every limit and budget set (every lock taken), beside the same two round trips
-doing nothing (`select 1`); database CPU is the server's processes over each run.
+Admission cost: pgbench as assessment_worker, one client (the cost of a call, not of waiting for locks); a
+transaction is admit_ai_call + settle_ai_call for one of 256 leased jobs, with nothing set (the pause check
+and the usage records: what every call pays) and with every limit and budget set (every lock taken),
+beside the same round trips doing nothing (`select 1`); database CPU is the server's processes over
+each run.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import json
 import time
 from typing import Any
 
-from devkit import localdb
+from devkit import REPO, localdb
 from devkit.bench import pgbench
 from devkit.bench.run import Bench, frozen, note
 from devkit.processes import FakeAiProcess, process_tree_cpu_seconds
@@ -30,12 +32,18 @@ BURST_FACTOR = 30  # jobs = BURST_FACTOR x the per-second limit
 BURST_USERS = 30
 LEASES = 256
 
-ADMIT_AND_SETTLE = """\\set m :base + random(0, 255)
-select reservation from private.admit_ai_call(:m, 1, null, 4000, 0.002, 10, 100000000, 1000000000000,
-  1000000000000, 1000000000, null) \\gset
-select private.settle_ai_call(:reservation, 1, 400, 200, 0.0003, 1000000000000, 1000000000000, 1000000000, null);
+# One AI call's two statements for one of LEASES leased jobs; :limits are the worker's settings (worker/db.py).
+# The worker runs them on its progress pool, which commits without waiting for the disk; so does this.
+ADMIT_AND_SETTLE = """set synchronous_commit = off;
+\\set m :base + random(0, 255)
+select reservation from private.admit_ai_call(:m, 1, null, 4000, 0.002, 10, :limits, null) \\gset
+select private.settle_ai_call(:reservation, 1, 400, 200, 0.0003, :settle_limits, null);
 """
-TWO_ROUND_TRIPS = """select 1;
+# What the worker passes with nothing set, and with every limit and budget set (never reached here).
+NOTHING_SET = ("null, null, null, null", "null, null, null")
+EVERYTHING_SET = ("100000000, 1000000000000, 1000000000000, 1000000000", "1000000000000, 1000000000000, 1000000000")
+TWO_ROUND_TRIPS = """set synchronous_commit = off;
+select 1;
 select 1;
 """
 
@@ -52,8 +60,9 @@ def provider_limit(bench: Bench) -> dict[str, Any]:
         "AI_REQUESTS_PER_MINUTE set to the limit; unconfigured: not set (the workers only react to 429s and "
         "x-ratelimit-* headers). goodput_ratio = (completions - 1) / (last - first completion) / limit a second; "
         "rejected_share = 429s / requests; fallback_share = fallback results / jobs. admission: pgbench as "
-        f"assessment_worker, 8 clients, admit_ai_call + settle_ai_call for one of {LEASES} leased jobs with every "
-        "limit and budget set, beside two `select 1` round trips; database CPU = the server's processes / transactions",
+        f"assessment_worker, one client, admit_ai_call + settle_ai_call for one of {LEASES} leased jobs with nothing "
+        "set and with every limit and budget set, beside two `select 1` round trips; database CPU = the server's "
+        "processes / transactions",
         "limit_per_minute": limit,
         **configured,
         "unconfigured": unconfigured,
@@ -68,7 +77,7 @@ def burst(bench: Bench, limit: int, jobs: int, env: dict[str, str], name: str) -
                        "paused_until = null")
     ai = FakeAiProcess(latency=0.05, requests_per_minute=limit)
     try:
-        group = [bench.worker(f"provider-limit-{name}-{i}", ai, **env) for i in range(2)]
+        group = [bench.worker(f"provider-limit-{name}-{i}", ai, source=REPO, **env) for i in range(2)]
         try:
             with frozen(group):
                 pgbench.run(bench.api_url, pgbench.USER_INSERT, clients=1, transactions=jobs,
@@ -102,7 +111,7 @@ def burst(bench: Bench, limit: int, jobs: int, env: dict[str, str], name: str) -
 
 def admission_cost(bench: Bench) -> dict[str, Any]:
     seconds = 3 if bench.plan.quick else 8
-    note(f"provider_limit: admit + settle against two `select 1`, 8 clients, {seconds}s each")
+    note(f"provider_limit: admit + settle (nothing set, everything set) against two `select 1`, {seconds}s each")
     bench.reset()
     today = "(now() at time zone 'UTC')::date"
     before = bench.conn.execute(f"select requests, prompt_tokens, completion_tokens, cost_usd, budget_usd "
@@ -118,9 +127,13 @@ def admission_cost(bench: Bench) -> dict[str, Any]:
     worker = localdb.url("assessment_worker")
     figures = {}
     try:
-        for name, script in (("baseline", TWO_ROUND_TRIPS), ("admission", ADMIT_AND_SETTLE)):
+        for name, script, (limits, settle_limits) in (("baseline", TWO_ROUND_TRIPS, NOTHING_SET),
+                                                      ("nothing_set", ADMIT_AND_SETTLE, NOTHING_SET),
+                                                      ("everything_set", ADMIT_AND_SETTLE, EVERYTHING_SET)):
+            # The settings go into the script's text: pgbench would send a variable as one parameter.
+            text = script.replace(":limits", limits).replace(":settle_limits", settle_limits)
             cpu = process_tree_cpu_seconds(localdb.postmaster_pid())
-            result = pgbench.run(worker, script, clients=8, seconds=seconds, variables={"base": str(ids[0])})
+            result = pgbench.run(worker, text, clients=1, seconds=seconds, variables={"base": str(ids[0])})
             cpu = process_tree_cpu_seconds(localdb.postmaster_pid()) - cpu
             figures[name] = {"per_second": result.tps, "database_cpu_ms": cpu * 1000 / result.transactions}
     finally:
@@ -132,8 +145,10 @@ def admission_cost(bench: Bench) -> dict[str, Any]:
             bench.conn.execute(f"update private.ai_project_usage set requests = %s, prompt_tokens = %s, "
                                f"completion_tokens = %s, cost_usd = %s, budget_usd = %s where day = {today}", before)
     return {
-        "per_second": figures["admission"]["per_second"],
+        "per_second": figures["nothing_set"]["per_second"],
+        "database_cpu_ms_per_call": figures["nothing_set"]["database_cpu_ms"],
+        "everything_set_per_second": figures["everything_set"]["per_second"],
+        "everything_set_database_cpu_ms_per_call": figures["everything_set"]["database_cpu_ms"],
         "baseline_per_second": figures["baseline"]["per_second"],
-        "database_cpu_ms_per_call": figures["admission"]["database_cpu_ms"],
         "baseline_database_cpu_ms": figures["baseline"]["database_cpu_ms"],
     }

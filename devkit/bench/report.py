@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 TARGETS = {
@@ -88,9 +89,19 @@ def rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
                     f"{limited['fallback_share']:.2f}", "", f"<= {t['provider_fallback_share']:g}",
                     verdict(limited["fallback_share"] <= t["provider_fallback_share"])))
         cost = limited["admission"]
-        out.append(("admit + settle: database CPU ms/call", f"{cost['baseline_database_cpu_ms']:.3f} 2 x select 1",
-                    f"{cost['database_cpu_ms_per_call']:.3f}",
-                    f"{cost['database_cpu_ms_per_call'] / cost['baseline_database_cpu_ms']:.1f}", "", ""))
+        base = cost["baseline_database_cpu_ms"]
+        for name, key in (("nothing set", "database_cpu_ms_per_call"),
+                          ("all set", "everything_set_database_cpu_ms_per_call")):
+            out.append((f"admit + settle, {name}: database CPU ms/call", f"{base:.3f} 2 x select 1",
+                        f"{cost[key]:.3f}", f"{cost[key] / base:.1f}", "", ""))
+    if compared := report.get("against"):
+        this, other = compared["this"], compared["other"]
+        for key, label in (("jobs_per_second", "drain, 1 worker: jobs/s"),
+                           ("cpu_ms_per_job", "drain: worker CPU ms/job"),
+                           ("database_cpu_ms_per_job", "drain: database CPU ms/job"),
+                           ("p50_ms", "latency p50 @100/s, ms"), ("p99_ms", "latency p99 @100/s, ms")):
+            out.append((f"against {Path(compared['source']).name}: {label}", f"{other[key]:.2f} that tree",
+                        f"{this[key]:.2f} this tree", f"{this[key] / other[key]:.2f}", "", ""))
     if client := report.get("ai_client"):
         variants = client["variants"]
         base = variants["sdk_httpx2"]["cpu_ms_per_call"]
@@ -131,7 +142,8 @@ def table(report: dict[str, Any]) -> str:
                          f"{run['ideal_seconds']:.1f}s); {run['requests']} requests, {run['rate_limited']} answered "
                          f"429, {run['completed']} completed")
         cost = limited["admission"]
-        notes.append(f"admission: {cost['per_second']:.0f} admit + settle pairs/s against "
-                     f"{cost['baseline_per_second']:.0f} pairs of select 1, 8 clients")
+        notes.append(f"admission, one client: {cost['per_second']:.0f} admit + settle pairs/s with nothing set, "
+                     f"{cost['everything_set_per_second']:.0f} with everything set, against "
+                     f"{cost['baseline_per_second']:.0f} pairs of select 1")
     notes.append(f"elapsed {report['elapsed_seconds']:.0f}s")
     return "\n".join(notes)
