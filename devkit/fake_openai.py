@@ -1,8 +1,16 @@
 """A real OpenAI-compatible HTTP server on 127.0.0.1 for tests, benchmarks and fault injection.
 
-`POST /v1/chat/completions` answers like the Chat Completions API; `GET /health` answers 200.
-Each request takes the next scripted behaviour, or the default one when the script is empty, and is
-recorded (body, headers, time) in `FakeOpenAI.requests`.
+`POST /v1/chat/completions` answers like the Chat Completions API; `GET /health` answers 200 with counts
+(requests, rate_limited, completed, and the wall times of the first and last completion). Each request
+takes the next scripted behaviour, or the default one when the script is empty, and is recorded (body,
+headers, time) in `FakeOpenAI.requests`.
+
+With `requests_per_minute` and/or `tokens_per_minute` it enforces an account's rate limits as OpenAI does:
+requests paced per second (a bucket of one second's requests, as OpenAI may quantize a per-minute
+limit), tokens from a bucket of one minute's tokens (a request counts its prompt, at 4 characters a token,
+plus its max_completion_tokens); a request beyond them gets HTTP 429 with OpenAI's error body and
+`retry-after-ms` / `retry-after`, and every answer carries `x-ratelimit-limit-*`, `x-ratelimit-remaining-*`
+and `x-ratelimit-reset-*` (durations like "6m0s", "1s", "120ms") for requests and tokens.
 
 In pytest (same event loop):
 
@@ -13,6 +21,7 @@ In pytest (same event loop):
 Standalone (prints its base URL as the first line of stdout, runs until SIGTERM or SIGINT):
 
     python -m devkit.fake_openai --port 0 --latency 2.0 --fail-rate 0.3 --seed 1
+    python -m devkit.fake_openai --requests-per-minute 120 --tokens-per-minute 200000
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import math
 import random
 import signal
 import time
@@ -119,20 +129,49 @@ class RecordedRequest:
 
 
 @dataclass
+class Bucket:
+    """A token bucket: `capacity` units, refilled continuously at `per_minute` a minute, full at first."""
+
+    per_minute: int
+    capacity: float
+    level: float = math.nan
+    at: float = 0.0
+
+    def refill(self, now: float) -> None:
+        self.level = self.capacity if math.isnan(self.level) else min(
+            self.capacity, self.level + (now - self.at) * self.per_minute / 60)
+        self.at = now
+
+    def seconds_until(self, units: float) -> float:
+        """How long until the bucket holds `units` (at most its capacity)."""
+        return max(0.0, (min(units, self.capacity) - self.level) * 60 / self.per_minute)
+
+
+@dataclass
 class FakeOpenAI:
-    """The server; `latency` is added before every completion, `default` answers when the script is empty."""
+    """The server; `latency` is added before every completion, `default` answers when the script is empty;
+    `requests_per_minute` / `tokens_per_minute` turn on OpenAI's rate limits (module docstring)."""
 
     default: Behaviour = field(default_factory=ok)
     latency: float = 0.0
     host: str = "127.0.0.1"
     port: int = 0
     requests: list[RecordedRequest] = field(default_factory=list)
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
 
     def __post_init__(self) -> None:
         self._queue: deque[Behaviour] = deque()
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self._served = 0
+        self.rate_limited = 0  # requests answered 429 by the rate limits (not scripted 429s)
+        self.completed = 0  # requests answered 200 with a completion
+        self.first_completed_at: float | None = None  # wall clock
+        self.last_completed_at: float | None = None
+        rpm, tpm = self.requests_per_minute, self.tokens_per_minute
+        self._request_bucket = Bucket(rpm, max(1.0, rpm / 60)) if rpm else None
+        self._token_bucket = Bucket(tpm, float(tpm)) if tpm else None
 
     @property
     def base_url(self) -> str:
@@ -169,18 +208,68 @@ class FakeOpenAI:
         await self.stop()
 
     async def _health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "requests": len(self.requests)})
+        return web.json_response({
+            "status": "ok", "requests": len(self.requests), "rate_limited": self.rate_limited,
+            "completed": self.completed, "first_completed_at": self.first_completed_at,
+            "last_completed_at": self.last_completed_at,
+        })
 
     async def _completions(self, request: web.Request) -> web.Response:
+        response, limits = await self._answer(request)
+        response.headers.update(limits)
+        if response.status == 200:
+            self.completed += 1
+            self.last_completed_at = time.time()
+            self.first_completed_at = self.first_completed_at or self.last_completed_at
+        return response
+
+    def _limit(self, body: dict[str, Any]) -> tuple[web.Response | None, dict[str, str]]:
+        """Spend the request's share of the rate limits: (a 429 if it does not fit, the x-ratelimit-* headers)."""
+        now = time.monotonic()
+        cost = _token_cost(body)
+        buckets = [(b, units, kind) for b, units, kind in ((self._request_bucket, 1.0, "requests"),
+                                                           (self._token_bucket, float(cost), "tokens")) if b]
+        for bucket, _, _ in buckets:
+            bucket.refill(now)
+        short = [(bucket.seconds_until(units), bucket, units, kind) for bucket, units, kind in buckets
+                 if bucket.level < min(units, bucket.capacity)]
+        if not short:
+            for bucket, units, _ in buckets:
+                bucket.level -= units
+        headers: dict[str, str] = {}
+        for bucket, _, kind in buckets:
+            headers[f"x-ratelimit-limit-{kind}"] = str(bucket.per_minute)
+            headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, math.floor(bucket.level)))
+            headers[f"x-ratelimit-reset-{kind}"] = openai_duration(bucket.seconds_until(bucket.capacity))
+        if not short:
+            return None, headers
+        self.rate_limited += 1
+        wait, bucket, units, kind = max(short, key=lambda item: item[0])
+        headers |= {"retry-after-ms": str(max(1, math.ceil(wait * 1000))), "retry-after": str(max(1, math.ceil(wait)))}
+        name = "requests per min (RPM)" if kind == "requests" else "tokens per min (TPM)"
+        message = (f"Rate limit reached for {body.get('model', 'fake-model')} in organization org-fake on {name}: "
+                   f"Limit {bucket.per_minute}, Used {bucket.per_minute - max(0, math.floor(bucket.level))}, "
+                   f"Requested {units:g}. Please try again in {openai_duration(wait)}. Visit "
+                   "https://platform.openai.com/account/rate-limits to learn more.")
+        payload = {"error": {"message": message, "type": kind, "param": None, "code": "rate_limit_exceeded"}}
+        return web.json_response(payload, status=429), headers
+
+    async def _answer(self, request: web.Request) -> tuple[web.Response, dict[str, str]]:
         try:
             body = await request.json()
         except ValueError:
-            return _error(400, "The request body is not valid JSON.", "invalid_request_error")
+            return _error(400, "The request body is not valid JSON.", "invalid_request_error"), {}
         if not isinstance(body, dict):
-            return _error(400, "The request body must be a JSON object.", "invalid_request_error")
+            return _error(400, "The request body must be a JSON object.", "invalid_request_error"), {}
         self.requests.append(RecordedRequest(body, dict(request.headers), time.monotonic()))
         if not request.headers.get("Authorization", "").startswith("Bearer "):
-            return _error(401, "You didn't provide an API key.", "invalid_request_error")
+            return _error(401, "You didn't provide an API key.", "invalid_request_error"), {}
+        refused, limits = self._limit(body)
+        if refused is not None:
+            return refused, limits
+        return await self._behave(body), limits
+
+    async def _behave(self, body: dict[str, Any]) -> web.Response:
         behaviour = self._queue.popleft() if self._queue else self.default
         self._served += 1
         kind = behaviour.kind
@@ -205,6 +294,23 @@ class FakeOpenAI:
                 answer["choices"][0]["message"]["content"] = behaviour.overrides["content"]
             answer.update({k: v for k, v in behaviour.overrides.items() if k != "content"})
         return web.json_response(answer)
+
+
+def openai_duration(seconds: float) -> str:
+    """A duration as OpenAI's x-ratelimit-reset-* headers write it: "120ms", "1s", "2.5s", "6m0s"."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    minutes, rest = divmod(round(seconds, 3), 60)
+    return f"{int(minutes)}m{rest:g}s" if minutes else f"{rest:g}s"
+
+
+def _token_cost(body: dict[str, Any]) -> int:
+    """What a request counts against tokens a minute: its prompt (4 characters a token) and its cap."""
+    messages = body.get("messages")
+    chars = sum(len(str(m.get("content", ""))) for m in messages if isinstance(m, dict)) if isinstance(
+        messages, list) else 0
+    cap = body.get("max_completion_tokens", body.get("max_tokens", 4096))
+    return math.ceil(chars / 4) + (cap if isinstance(cap, int) and cap > 0 else 4096)
 
 
 def _error(code: int, message: str, kind: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -306,9 +412,11 @@ def _recommendations(messages: list[Any], prompt_chars: int, citable: list[str])
     }
 
 
-async def _serve(port: int, latency: float, fail_rate: float, seed: int) -> None:
+async def _serve(port: int, latency: float, fail_rate: float, seed: int, requests_per_minute: int | None,
+                 tokens_per_minute: int | None) -> None:
     default = random_failures(fail_rate, seed) if fail_rate > 0 else ok()
-    server = FakeOpenAI(default=default, latency=latency, port=port)
+    server = FakeOpenAI(default=default, latency=latency, port=port, requests_per_minute=requests_per_minute,
+                        tokens_per_minute=tokens_per_minute)
     await server.start()
     print(server.base_url, flush=True)
     stop = asyncio.Event()
@@ -325,8 +433,17 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added before every completion")
     parser.add_argument("--fail-rate", type=float, default=0.0, help="share of requests that get HTTP 500")
     parser.add_argument("--seed", type=int, default=0, help="seed of the failure sequence")
+    parser.add_argument("--requests-per-minute", type=_positive, help="enforce a request limit (429 beyond it)")
+    parser.add_argument("--tokens-per-minute", type=_positive, help="enforce a token limit (429 beyond it)")
     args = parser.parse_args()
-    asyncio.run(_serve(args.port, args.latency, args.fail_rate, args.seed))
+    asyncio.run(_serve(args.port, args.latency, args.fail_rate, args.seed, args.requests_per_minute,
+                       args.tokens_per_minute))
+
+
+def _positive(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number above 0")
+    return int(raw)
 
 
 if __name__ == "__main__":

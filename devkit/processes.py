@@ -72,17 +72,26 @@ def process_tree_cpu_seconds(root: int) -> float:
 
 class FakeAiProcess:
     """`python -m devkit.fake_openai` in its own process; `url` is its OpenAI base URL. `port` 0 picks a free
-    one; give the port of a stopped one to bring "the same AI" back."""
+    one; give the port of a stopped one to bring "the same AI" back. `requests_per_minute` and
+    `tokens_per_minute` turn on its rate limits (429 beyond them); `stats()` reads its counts."""
 
-    def __init__(self, latency: float = 0.0, fail_rate: float = 0.0, port: int = 0) -> None:
+    def __init__(self, latency: float = 0.0, fail_rate: float = 0.0, port: int = 0,
+                 requests_per_minute: int | None = None, tokens_per_minute: int | None = None) -> None:
+        limits = [*(["--requests-per-minute", str(requests_per_minute)] if requests_per_minute else []),
+                  *(["--tokens-per-minute", str(tokens_per_minute)] if tokens_per_minute else [])]
         self.process = subprocess.Popen(
             [PYTHON, "-m", "devkit.fake_openai", "--port", str(port), "--latency", str(latency),
-             "--fail-rate", str(fail_rate)],
+             "--fail-rate", str(fail_rate), *limits],
             cwd=REPO, stdout=subprocess.PIPE, text=True,
         )
         assert self.process.stdout is not None
         self.url = self.process.stdout.readline().strip()
         self.pid = self.process.pid
+
+    def stats(self) -> dict[str, Any]:
+        """GET /health: requests, rate_limited, completed, first_completed_at, last_completed_at."""
+        with urllib.request.urlopen(self.url.removesuffix("/v1") + "/health", timeout=5) as response:
+            return dict(json.loads(response.read()))
 
     def stop(self) -> None:
         self.process.terminate()
@@ -149,10 +158,12 @@ class WorkerProcess:
     The ops server listens on `ops_port` (a free port unless WORKER_OPS_PORT is given); stdout and
     stderr go to `log_path`. `new_session` puts it in its own process group (a Ctrl-C in the terminal
     then reaches only the parent, which stops it in order); `max_open_files` caps its file descriptors.
+    `source` is the tree whose `worker` package runs (its directory comes first on the module path), so a
+    benchmark can run an older commit's worker beside this one.
     """
 
     def __init__(self, log_path: Path, env: Mapping[str, str], *, new_session: bool = False,
-                 max_open_files: int | None = None) -> None:
+                 max_open_files: int | None = None, source: Path = REPO) -> None:
         self.ops_port = int(env.get("WORKER_OPS_PORT") or free_port())
         self.log_path = log_path
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -163,7 +174,7 @@ class WorkerProcess:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, max_open_files))
 
         self.process = subprocess.Popen(
-            [PYTHON, "-m", "worker", "run"], cwd=REPO, env=environment, preexec_fn=limit_open_files,
+            [PYTHON, "-m", "worker", "run"], cwd=source, env=environment, preexec_fn=limit_open_files,
             stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=new_session,
         )
 

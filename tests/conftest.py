@@ -23,6 +23,16 @@ def database_url() -> str:
     return localdb.up()
 
 
+@pytest.fixture(autouse=True)
+def fresh_ai_limiter(request: pytest.FixtureRequest) -> None:
+    """A test that uses the database starts with no provider pause or pace left by another: every worker
+    shares them on purpose (worker/admission.py), so one test's 429 would make the next one wait."""
+    if "database_url" not in request.fixturenames:
+        return
+    with psycopg.connect(request.getfixturevalue("database_url"), autocommit=True) as conn:
+        conn.execute("update private.ai_limiter set next_request_at = null, tokens_full_at = null, paused_until = null")
+
+
 @pytest.fixture
 def admin(database_url: str) -> Iterator[psycopg.Connection[Any]]:
     """postgres (not a superuser, as on Supabase) in autocommit mode: what migrations and operators use."""

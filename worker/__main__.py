@@ -33,7 +33,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="consume assessment_submitted until SIGTERM/SIGINT")
     run.add_argument("--concurrency", type=int, help="jobs in flight (default WORKER_CONCURRENCY or 16)")
-    commands.add_parser("stats", help="queue depth, oldest message age, assessments by status")
+    commands.add_parser("stats", help="queue depth, oldest message age, assessments by status, AI use today")
     dlq = commands.add_parser("dlq", help="inspect or requeue dead-lettered jobs")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
     dlq_list = dlq_commands.add_parser("list", help="list dead-lettered jobs")
@@ -54,6 +54,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         deadline_seconds=settings.ai_deadline_seconds,
         max_connections=settings.concurrency,
         prices=Prices(settings.ai_price_prompt_per_1k_tokens_usd, settings.ai_price_completion_per_1k_tokens_usd),
+        max_completion_tokens=settings.ai_max_completion_tokens,
+        end_user_key=settings.ai_user_id_hmac_key.get_secret_value().encode() if settings.ai_user_id_hmac_key else None,
     )
     consumer = Consumer(settings, db, recommender)
     ops = OpsServer(routes(alive=lambda: consumer.running, not_ready_reason=consumer.health.not_ready_reason))
@@ -83,6 +85,9 @@ async def stats(settings: Settings) -> None:
         counts = await db.status_counts()
         for status in ("queued", "processing", "completed", "failed"):
             print(f"assessments {status}: {counts.get(status, 0)}")
+        usage = await db.ai_usage_today()
+        budget = f" of AI_DAILY_BUDGET_USD={settings.ai_daily_budget_usd:g}" if settings.ai_daily_budget_usd else ""
+        print(f"AI today (UTC): {usage.requests} requests, {usage.tokens} tokens, ${usage.cost_usd:.4f}{budget}")
     finally:
         await db.close()
 

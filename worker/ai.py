@@ -1,16 +1,24 @@
 """Asks a Chat Completions API (OpenAI, or any server that speaks its protocol) for recommendations,
 inside one deadline, with our own retries, and treats whatever comes back as untrusted.
 
-Contract: `Recommender.recommend` either returns an `AiResult` whose recommendations satisfy
-`worker.models.RecommendationSet` and whose every field can be stored as it is (worker/ai_answer.py), or
-raises `AiUnavailable` with one of `REASONS` within `deadline_seconds` (plus scheduling noise). It raises
-nothing else for anything a server sends, and never logs the API key or any answer text. The HTTP
-transport is worker/ai_http.py; what an answer is worth, worker/ai_answer.py.
+Contract: `Recommender.recommend(prompt, caller)` either returns an `AiResult` whose recommendations
+satisfy `worker.models.RecommendationSet` and whose every field can be stored as it is
+(worker/ai_answer.py), or raises `AiUnavailable` with one of `REASONS` within `deadline_seconds` (plus
+scheduling noise) of its first try's start. It raises nothing else for anything a server sends, and never
+logs the API key or any answer text. The HTTP transport is worker/ai_http.py; what an answer is worth,
+worker/ai_answer.py.
+
+Every try is admitted first when the caller brings an admission (the worker always does:
+worker/admission.py, decision 0013): waiting for it comes before the deadline starts, and what it raises
+(`LeaseLost`, `ShuttingDown`, a database error) passes through. Each request carries a completion cap
+(`max_completion_tokens`) and the end user as a keyed hash (`safety_identifier`, and `user` for servers
+that only know that), never the user's id.
 
 Retry policy (the AI step's own; a job's deliveries are worker/retry_policy.py's):
 - retried: 429 (rate_limited), 408 (timeout), 5xx (server_error), connection errors (connection_error);
-  waits honour `retry-after-ms` / `Retry-After`, otherwise exponential backoff with full jitter; a wait
-  that does not fit in the remaining time ends the step at once with the last reason.
+  waits honour `retry-after-ms` / `Retry-After` (a 429's, and its `x-ratelimit-*`, for every replica),
+  otherwise exponential backoff with full jitter; a wait that does not fit in the remaining time ends the
+  step at once with the last reason.
 - retried once: a response that is not a completion, content that is not JSON, and JSON that breaks
   the business rules (invalid_output, invalid_json). Strict structured outputs make these rare and
   sampling makes a second answer likely to differ; a second bad answer means the prompt or model is
@@ -22,17 +30,21 @@ Retry policy (the AI step's own; a job's deliveries are worker/retry_policy.py's
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import random
 import time
 from dataclasses import dataclass
+from uuid import UUID
 
+from worker.admission import ADMISSION_REASONS, Estimate, JobAdmission, Ticket, Usage
 from worker.ai_answer import Prices, TokenUsage, parse_completion
 from worker.ai_http import ChatHttp
 from worker.backoff import backoff
 from worker.exceptions import AiAttemptFailed, AiUnavailable
-from worker.metrics import AI_CALL_SECONDS, AI_COST_USD, AI_RETRIES, AI_TOKENS
+from worker.metrics import AI_CALL_SECONDS, AI_COST_USD, AI_RATE_LIMITED, AI_RETRIES, AI_TOKENS
 from worker.models import RecommendationSet
 from worker.prompt import Prompt
 
@@ -42,7 +54,7 @@ log = logging.getLogger(__name__)
 REASONS = frozenset({
     "not_configured", "timeout", "rate_limited", "server_error", "connection_error", "client_error",
     "refusal", "invalid_json", "invalid_output", "length",
-})
+}) | ADMISSION_REASONS
 
 # The reasons a try is retried for (the others end the step at once); present from the start, so
 # rate() and increase() see the first one.
@@ -56,6 +68,19 @@ BACKOFF_CAP_SECONDS = 8.0
 MIN_ATTEMPT_SECONDS = 0.25
 # Output problems (invalid_json, invalid_output) get at most this many retries; see the module docstring.
 MAX_OUTPUT_RETRIES = 1
+# Ten recommendations with every text at its maximum are about 5,300 tokens of English (decision 0013).
+DEFAULT_MAX_COMPLETION_TOKENS = 6000
+# Domain separation for a key derived from OPENAI_API_KEY when AI_USER_ID_HMAC_KEY is not set.
+_DERIVED_KEY_LABEL = b"assessment-worker safety_identifier v1"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Whom a call is for: the end user (sent as a keyed hash) and, in the worker, the admission of its
+    tries (worker/admission.py). Without an admission, tries are not metered (tests, benchmarks)."""
+
+    user_id: UUID
+    admission: JobAdmission | None = None
 
 
 @dataclass(frozen=True)
@@ -82,14 +107,21 @@ class Recommender:
         max_tries: int = 4,
         max_connections: int = 100,
         prices: Prices | None = None,
+        max_completion_tokens: int = DEFAULT_MAX_COMPLETION_TOKENS,
+        end_user_key: bytes | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if deadline_seconds <= 0 or max_tries < 1 or max_connections < 1:
+        if deadline_seconds <= 0 or max_tries < 1 or max_connections < 1 or max_completion_tokens < 1:
             raise ValueError(
-                f"Recommender needs deadline_seconds > 0, max_tries >= 1 and max_connections >= 1, got "
-                f"{deadline_seconds!r}, {max_tries!r}, {max_connections!r}."
+                f"Recommender needs deadline_seconds > 0, max_tries >= 1, max_connections >= 1 and "
+                f"max_completion_tokens >= 1, got {deadline_seconds!r}, {max_tries!r}, {max_connections!r}, "
+                f"{max_completion_tokens!r}."
             )
         self.model = model
+        self.max_completion_tokens = max_completion_tokens
+        # The key of the end-user hash: never the id itself, and unlinkable to it without the key.
+        self._end_user_key = end_user_key or (
+            hmac.new(api_key.encode(), _DERIVED_KEY_LABEL, hashlib.sha256).digest() if api_key else b"")
         self.prices = prices or Prices()
         for kind in ("prompt", "completion"):  # present from the start, so rate() sees the first call
             AI_TOKENS.labels(model, kind)
@@ -99,12 +131,22 @@ class Recommender:
         self._rng = rng or random.Random()
         self._http = ChatHttp(api_key=api_key, base_url=base_url, max_connections=max_connections)
 
-    async def recommend(self, prompt: Prompt) -> AiResult:
-        """Recommendations for `prompt`, or AiUnavailable(reason) once the deadline or retries run out."""
+    async def recommend(self, prompt: Prompt, caller: Caller | None = None) -> AiResult:
+        """Recommendations for `prompt`, or AiUnavailable(reason) once admission refuses the call or the
+        deadline or retries run out. The deadline starts when the first try is admitted."""
+        if not self._http.configured:
+            AI_CALL_SECONDS.labels("not_configured").observe(0.0)
+            raise AiUnavailable(
+                "not_configured", "No OpenAI API key is configured. Set OPENAI_API_KEY to use the AI."
+            )
+        body = self.request_body(prompt, caller)
+        estimate = self.estimate(body)
+        ticket = await caller.admission.admit(estimate) if caller and caller.admission else None
+        call = _Call(body, estimate, ticket, TokenUsage(self.model, self.prices))
         started = time.monotonic()
         outcome = "error"  # a bug of ours; pipeline.produce_outcome falls back and logs it
         try:
-            result = await self._recommend(prompt)
+            result = await self._tries(call)
             outcome = "ok"
         except AiUnavailable as exc:
             outcome = exc.reason
@@ -114,22 +156,41 @@ class Recommender:
             raise
         finally:
             AI_CALL_SECONDS.labels(outcome).observe(time.monotonic() - started)
+            if ticket is not None:  # shielded: a cancelled job still records what its tries used
+                await asyncio.shield(ticket.settle(call.used(), call.pause))
         return result
+
+    def request_body(self, prompt: Prompt, caller: Caller | None = None) -> bytes:
+        """The request: the prompt, the answer's schema, the completion cap, and the end user as a keyed
+        hash when there is a caller."""
+        request: dict[str, object] = {
+            "model": self.model, "messages": prompt.messages(), "response_format": prompt.response_format,
+            "max_completion_tokens": self.max_completion_tokens,
+        }
+        if caller is not None:
+            end_user = self.end_user_id(caller.user_id)
+            request |= {"safety_identifier": end_user, "user": end_user}
+        return json.dumps(request, ensure_ascii=False).encode()
+
+    def end_user_id(self, user_id: UUID) -> str:
+        """HMAC-SHA256 of the user id (64 hex characters, OpenAI's limit): stable per user, and neither the
+        id nor linkable to it without the key."""
+        return hmac.new(self._end_user_key, str(user_id).encode(), hashlib.sha256).hexdigest()
+
+    def estimate(self, body: bytes) -> Estimate:
+        """A try's worst case. A token encodes at least one byte, so the request's size bounds its prompt
+        tokens (tiktoken cannot run here); the cap bounds the answer."""
+        cap = self.max_completion_tokens
+        return Estimate(tokens=len(body) + cap, cost_usd=(
+            len(body) * self.prices.prompt_per_1k + cap * self.prices.completion_per_1k) / 1000)
 
     async def aclose(self) -> None:
         """Closes the HTTP connections; the Recommender must not be used afterwards."""
         await self._http.aclose()
 
-    async def _recommend(self, prompt: Prompt) -> AiResult:
-        if not self._http.configured:
-            raise AiUnavailable(
-                "not_configured", "No OpenAI API key is configured. Set OPENAI_API_KEY to use the AI."
-            )
+    async def _tries(self, call: _Call) -> AiResult:
         loop = asyncio.get_running_loop()
         deadline_at = loop.time() + self.deadline_seconds
-        body = json.dumps({"model": self.model, "messages": prompt.messages(),
-                           "response_format": prompt.response_format}, ensure_ascii=False).encode()
-        usage = TokenUsage(self.model, self.prices)
         tries = 0
         output_retries = 0
         try:
@@ -140,8 +201,15 @@ class Recommender:
                         if deadline_at - loop.time() < MIN_ATTEMPT_SECONDS:
                             raise AiAttemptFailed("timeout", "No time is left in the deadline for another try",
                                                   retryable=False)
-                        answer = parse_completion(await self._http.post(body), usage)
+                        call.sent += 1
+                        call.pause = None  # what this try's answer asks every replica to wait, if anything
+                        reply = await self._http.post(call.body)
+                        call.pause = reply.limits.pause_seconds(call.estimate.tokens)
+                        answer = parse_completion(reply.payload, call.usage)
                     except AiAttemptFailed as failure:
+                        if failure.reason == "rate_limited":
+                            AI_RATE_LIMITED.inc()
+                            call.pause = failure.wait
                         is_output = failure.reason in ("invalid_json", "invalid_output")
                         output_retries += is_output
                         can_retry = failure.retryable and tries < self.max_tries and not (
@@ -163,11 +231,14 @@ class Recommender:
                             ) from failure
                         AI_RETRIES.labels(failure.reason).inc()
                         log.debug("AI try %d failed (%s); retrying in %.2fs", tries, failure.reason, wait)
-                        await asyncio.sleep(wait)
+                        if not await self._before_retry(call, failure, wait, deadline_at):
+                            raise AiUnavailable(
+                                failure.reason, f"{failure.message}; no start for another try within the "
+                                f"{self.deadline_seconds:g}s deadline (after {tries} tries)") from failure
                         continue
                     return AiResult(
                         recommendations=answer.recommendations, model=answer.model or self.model,
-                        prompt_tokens=usage.prompt, completion_tokens=usage.completion, tries=tries,
+                        prompt_tokens=call.usage.prompt, completion_tokens=call.usage.completion, tries=tries,
                     )
         except TimeoutError as exc:
             raise AiUnavailable(
@@ -176,3 +247,32 @@ class Recommender:
                 f"(try {tries} was in flight). Check the provider's status or raise the deadline.",
             ) from exc
 
+    async def _before_retry(self, call: _Call, failure: AiAttemptFailed, wait: float, deadline_at: float) -> bool:
+        """Wait before the next try; with admission, get it admitted too. False: it cannot start in time."""
+        if call.ticket is None:
+            await asyncio.sleep(wait)
+            return True
+        # A 429's wait is every replica's: the readmission records it, and starts this try after it.
+        pause = failure.wait if failure.reason == "rate_limited" else None
+        if pause is None:
+            await asyncio.sleep(wait)
+        within = deadline_at - asyncio.get_running_loop().time() - MIN_ATTEMPT_SECONDS
+        return await call.ticket.readmit(call.estimate, pause=pause, within=within)
+
+
+class _Call:
+    """One call's request, its admission and what its tries used so far."""
+
+    def __init__(self, body: bytes, estimate: Estimate, ticket: Ticket | None, usage: TokenUsage) -> None:
+        self.body = body
+        self.estimate = estimate
+        self.ticket = ticket
+        self.usage = usage
+        self.sent = 0  # requests that went out
+        self.pause: float | None = None  # what the last answer asked every replica to wait
+
+    def used(self) -> Usage:
+        prompt, completion = self.usage.prompt or 0, self.usage.completion or 0
+        prices = self.usage.prices
+        return Usage(requests=self.sent, prompt_tokens=prompt, completion_tokens=completion,
+                     cost_usd=(prompt * prices.prompt_per_1k + completion * prices.completion_per_1k) / 1000)

@@ -1,8 +1,9 @@
 """The AI step's HTTP transport: one POST to a Chat Completions endpoint, bounded, classified.
 
-Contract: `ChatHttp.post(body)` returns the body of a 200 response (at most MAX_RESPONSE_BYTES) or
-raises `AiAttemptFailed` with a reason (rate_limited, timeout, server_error, connection_error,
-client_error, invalid_output) and, where the server named one, the wait it asked for. It never logs
+Contract: `ChatHttp.post(body)` returns a `Reply`: the body of a 200 response (at most MAX_RESPONSE_BYTES)
+and what its headers say about the provider's rate limits (worker/provider_limits.py). Otherwise it raises
+`AiAttemptFailed` with a reason (rate_limited, timeout, server_error, connection_error, client_error,
+invalid_output) and, where the server's headers name one, the wait before another request. It never logs
 the API key or the request body.
 
 aiohttp, directly: POST `<base_url>/chat/completions` with the key as a bearer token, over a keep-alive
@@ -14,9 +15,6 @@ several times the CPU per call and has no bound on what it reads (docs/decisions
 from __future__ import annotations
 
 import base64
-import email.utils
-import math
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
@@ -25,6 +23,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from worker.exceptions import AiAttemptFailed
+from worker.provider_limits import RateLimits, retry_after_seconds
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 # Ten recommendations at their longest are about 20,000 characters of JSON; a completion envelope around
@@ -69,7 +68,7 @@ class ChatHttp:
             )
         return self._session
 
-    async def post(self, body: bytes) -> bytes:
+    async def post(self, body: bytes) -> Reply:
         """One HTTP attempt; the 200 response's body (at most MAX_RESPONSE_BYTES), else AiAttemptFailed."""
         assert self._headers is not None, "post() needs an API key; check `configured` first"
         try:
@@ -89,11 +88,19 @@ class ChatHttp:
                     payload += chunk
                     if len(payload) > MAX_RESPONSE_BYTES:
                         raise _too_large()
-                return bytes(payload)
+                return Reply(bytes(payload), RateLimits.from_headers(response.headers))
         except (aiohttp.ClientError, OSError) as exc:
             raise AiAttemptFailed(
                 "connection_error", f"Could not reach the AI endpoint ({type(exc).__name__})", retryable=True
             ) from exc
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A 200 answer: its body, and the provider's rate-limit headers read (a streamed answer has both too)."""
+
+    payload: bytes
+    limits: RateLimits
 
 
 @dataclass(frozen=True)
@@ -123,33 +130,6 @@ def proxy_for(url: str) -> Proxy | None:
     return Proxy(urllib.parse.urlunsplit((proxy.scheme, netloc, proxy.path, "", "")), headers)
 
 
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """The wait a server asked for in `retry-after-ms` or `Retry-After` (seconds or HTTP date), if any."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        raw = lowered.get(name)
-        if raw is None:
-            continue
-        try:
-            seconds = float(raw) * scale
-        except ValueError:
-            seconds = _http_date_delay(raw) if name == "retry-after" else math.nan
-        # NaN would make every later comparison False and asyncio.sleep fail; treat it as no hint.
-        if not math.isnan(seconds):
-            return min(max(seconds, 0.0), 3600.0)
-    return None
-
-
-def _http_date_delay(raw: str) -> float:
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (ValueError, TypeError):
-        return math.nan
-    if when.tzinfo is None:
-        return math.nan
-    return when.timestamp() - time.time()
-
-
 def _too_large() -> AiAttemptFailed:
     return AiAttemptFailed("invalid_output", f"The AI endpoint's response is over {MAX_RESPONSE_BYTES} bytes",
                            retryable=True)
@@ -159,8 +139,9 @@ def status_failure(status: int, headers: Mapping[str, str]) -> AiAttemptFailed:
     """What an HTTP status other than 200 means for the attempt (and whether another may help)."""
     what = f"The AI endpoint answered HTTP {status}"
     if status == 429:
+        # retry-after-ms / Retry-After, or the wait its x-ratelimit-* headers imply, whichever is longer.
         return AiAttemptFailed("rate_limited", f"{what} (rate limited)", retryable=True,
-                               wait=retry_after_seconds(headers))
+                               wait=RateLimits.from_headers(headers).pause_seconds(1))
     if status == 408:
         return AiAttemptFailed("timeout", f"{what} (request timeout)", retryable=True)
     if status >= 500:

@@ -26,6 +26,20 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
                                           "prompt (input) tokens in US dollars, e.g. 0.00015."),
     "ai_price_completion_per_1k_tokens_usd": ("AI_PRICE_COMPLETION_PER_1K_TOKENS_USD", "Set your model's price for "
                                               "1,000 completion (output) tokens in US dollars, e.g. 0.0006."),
+    "ai_max_completion_tokens": ("AI_MAX_COMPLETION_TOKENS", "Set the most tokens one answer may have, a whole "
+                                 "number 1-200000 (default 6000: ten recommendations at their longest)."),
+    "ai_requests_per_minute": ("AI_REQUESTS_PER_MINUTE", "Set the requests a minute your provider account allows "
+                               "for OPENAI_MODEL (a whole number above 0), or leave it unset for no limit."),
+    "ai_tokens_per_minute": ("AI_TOKENS_PER_MINUTE", "Set the tokens a minute your provider account allows for "
+                             "OPENAI_MODEL (a whole number above 0), or leave it unset for no limit."),
+    "ai_max_wait_seconds": ("AI_MAX_WAIT_SECONDS", "Set how long a job may wait for provider capacity before it "
+                            "gets fallback recommendations, in seconds above 0 and at most 3600 (default 300)."),
+    "ai_user_daily_tokens": ("AI_USER_DAILY_TOKENS", "Set the AI tokens one user may use per UTC day (a whole "
+                             "number above 0), or leave it unset for no per-user budget."),
+    "ai_daily_budget_usd": ("AI_DAILY_BUDGET_USD", "Set the estimated AI spend allowed per UTC day for the whole "
+                            "project in US dollars (a number above 0, e.g. 25), or leave it unset for no budget."),
+    "ai_user_id_hmac_key": ("AI_USER_ID_HMAC_KEY", "Set a random secret of at least 32 characters (e.g. "
+                            "'openssl rand -hex 32'), or leave it unset to derive one from OPENAI_API_KEY."),
     "cache_ttl_seconds": ("CACHE_TTL_SECONDS", "Set seconds to reuse AI results (0 turns the cache off)."),
     "shutdown_grace_seconds": ("WORKER_SHUTDOWN_GRACE_SECONDS", "Set seconds to finish jobs on SIGTERM, 0-600, at "
                                "least AI_DEADLINE_SECONDS (a few seconds more leaves time to commit)."),
@@ -33,6 +47,9 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "ops_port": ("WORKER_OPS_PORT", "Set the ops server port, 0-65535 (0 picks a free port)."),
     "log_level": ("LOG_LEVEL", "Set one of DEBUG, INFO, WARNING, ERROR."),
 }
+
+# Settings whose values never appear in a message or a log line.
+SECRETS = frozenset({"openai_api_key", "ai_user_id_hmac_key"})
 
 
 class Settings(BaseModel):
@@ -53,6 +70,18 @@ class Settings(BaseModel):
     # yours with OPENAI_MODEL. They only feed the cost estimate (assessment_ai_cost_usd_total).
     ai_price_prompt_per_1k_tokens_usd: Annotated[float, Field(ge=0)] = 0.00015
     ai_price_completion_per_1k_tokens_usd: Annotated[float, Field(ge=0)] = 0.0006
+    # The longest valid answer (ten recommendations with every text at its maximum, 20,000 characters of
+    # JSON) is about 5,300 tokens of English; the cap leaves room for that and no more (decision 0013).
+    ai_max_completion_tokens: Annotated[int, Field(ge=1, le=200_000)] = 6000
+    # Provider limits and spend budgets shared by every replica (worker/admission.py); unset = none.
+    ai_requests_per_minute: Annotated[int, Field(gt=0)] | None = None
+    ai_tokens_per_minute: Annotated[int, Field(gt=0)] | None = None
+    ai_max_wait_seconds: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = 300.0
+    ai_user_daily_tokens: Annotated[int, Field(gt=0)] | None = None
+    ai_daily_budget_usd: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    # The key of the HMAC that turns a user id into the provider's safety_identifier; unset: derived from
+    # OPENAI_API_KEY (worker/ai.py).
+    ai_user_id_hmac_key: Annotated[SecretStr, Field(min_length=32)] | None = None
     cache_ttl_seconds: Annotated[float, Field(ge=0)] = 86400.0
     # Longer than the AI deadline plus a commit: a job in flight at SIGTERM finishes instead of being paid
     # for twice (its AI call thrown away and made again by the next worker).
@@ -69,6 +98,27 @@ class Settings(BaseModel):
                 f"AI_DEADLINE_SECONDS={self.ai_deadline_seconds:g}: an AI call in flight at shutdown would be "
                 "thrown away and paid for again. Set the grace to the deadline plus a few seconds (default 30 "
                 "for the default deadline of 25), or lower the deadline."
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _one_call_fits_the_limits(self) -> Settings:
+        cap = self.ai_max_completion_tokens
+        for name, tokens in (("AI_USER_DAILY_TOKENS", self.ai_user_daily_tokens),
+                             ("AI_TOKENS_PER_MINUTE", self.ai_tokens_per_minute)):
+            if tokens is not None and tokens <= cap:
+                raise ValueError(
+                    f"{name}={tokens} is not more than AI_MAX_COMPLETION_TOKENS={cap}: no AI call could ever fit "
+                    f"(each one reserves its prompt plus {cap} completion tokens). Raise {name} well above it, "
+                    "or lower AI_MAX_COMPLETION_TOKENS."
+                )
+        worst_answer_usd = cap * self.ai_price_completion_per_1k_tokens_usd / 1000
+        if self.ai_daily_budget_usd is not None and self.ai_daily_budget_usd <= worst_answer_usd:
+            raise ValueError(
+                f"AI_DAILY_BUDGET_USD={self.ai_daily_budget_usd:g} does not cover one answer at its longest "
+                f"(AI_MAX_COMPLETION_TOKENS={cap} at AI_PRICE_COMPLETION_PER_1K_TOKENS_USD="
+                f"{self.ai_price_completion_per_1k_tokens_usd:g}: ${worst_answer_usd:g}): no AI call could ever fit. "
+                "Raise the budget."
             )
         return self
 
@@ -95,5 +145,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             if error["type"] == "missing":
                 problems.append(f"{variable} is not set. {advice}")
             else:
-                problems.append(f"{variable}={values.get(field)!r} is invalid: {error['msg']}. {advice}")
+                shown = (f"<{len(str(values.get(field)))} characters, not shown>" if field in SECRETS
+                         else repr(values.get(field)))
+                problems.append(f"{variable}={shown} is invalid: {error['msg']}. {advice}")
         raise ConfigError("Invalid worker settings:\n  " + "\n  ".join(problems)) from exc

@@ -7,11 +7,12 @@ job is in flight its lease is extended, so it is handed to another worker only i
 extending it (it crashed, or lost the database for longer than the lease); a crashed worker's jobs come
 back when their lease ends.
 
-The parts: worker/intake.py (read and triage), worker/pipeline.py (AI or fallback), worker/committer.py
-(batched commits), worker/leases.py, worker/listener.py (NOTIFY), worker/health.py. This module runs
-them, supervises the background ones (one that dies stops the worker, naming it), owns the jobs in
-flight, and shuts down in order: stop reading, let jobs finish within the grace, cancel the rest, let
-their commits end, then release their leases.
+The parts: worker/intake.py (read and triage), worker/pipeline.py (AI or fallback), worker/admission.py
+(when AI calls may start), worker/committer.py (batched commits), worker/leases.py, worker/listener.py
+(NOTIFY), worker/health.py. This module runs them, supervises the background ones (one that dies stops the
+worker, naming it), owns the jobs in flight, and shuts down in order: stop reading, give back the jobs
+still waiting for provider capacity, let the others finish within the grace, cancel the rest, let their
+commits end, then release their leases.
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ from typing import Any
 import psycopg
 
 from worker import db_errors
+from worker.admission import Gate
+from worker.ai import Caller
 from worker.committer import Committer
 from worker.config import Settings
-from worker.db import CommitOutcome, Database, ResultRow
+from worker.db import AiLimits, CommitOutcome, Database, Message, ResultRow
 from worker.db_errors import describe
-from worker.exceptions import BackgroundTaskDied, DatabaseRefused, DatabaseUnavailable
+from worker.exceptions import BackgroundTaskDied, DatabaseRefused, DatabaseUnavailable, LeaseLost, ShuttingDown
 from worker.failures import fail_attempt
 from worker.health import Health
 from worker.intake import Intake, Job
@@ -63,7 +66,10 @@ class Consumer:
         self.committer = Committer(db)
         self.leases = LeaseKeeper(db, settings.lease_seconds)
         self.listener = Listener(settings.database_url, self.wake)
-        self.health = Health(db)
+        self.health = Health(db, settings.ai_daily_budget_usd)
+        self.gate = Gate(db, AiLimits(settings.ai_requests_per_minute, settings.ai_tokens_per_minute,
+                                      settings.ai_user_daily_tokens, settings.ai_daily_budget_usd),
+                         settings.ai_max_wait_seconds)
         self.running = False  # /health: the consume loop is up
 
     @property
@@ -116,6 +122,9 @@ class Consumer:
                                  "it is restarted. See the log line before this one.")
 
     async def _drain(self) -> None:
+        # Jobs waiting for provider capacity have not called the AI: they give their jobs back now (a wait
+        # can last minutes) rather than hold the shutdown for the grace, which is for calls in flight.
+        self.gate.close()
         if not self.tasks:
             return
         grace = self.settings.shutdown_grace_seconds
@@ -197,23 +206,32 @@ class Consumer:
         if job.assessment.attempts == 1:  # insert to first pickup; retries would count their backoff too
             QUEUE_WAIT_SECONDS.observe(max(0.0, (datetime.now(UTC) - event.submitted_at).total_seconds()))
         failure: str | None = None
+        stage = "admit"  # what a database error stopped: asking to call the AI, or the commit
+        give_back = False
         try:
             async with self.leases.hold(message):
+                caller = Caller(job.assessment.user_id, self.gate.for_job(message))
                 outcome = await produce_outcome(job.assessment, job.prompt, job.cache_key, job.cached,
-                                                self.recommender)
+                                                self.recommender, caller)
+                stage = "commit"
                 result, outcome = await self._commit(job, outcome, started)
             self._finished(job, outcome, result, started)
+        except ShuttingDown:
+            give_back = True  # it was waiting for provider capacity when the worker began to stop
+        except LeaseLost:
+            log.warning("the job's lease was lost before its AI call; its new holder completes it")
         except DatabaseUnavailable as exc:
             JOB_ERRORS.labels("database_unavailable").inc()
-            db_errors.report("commit", exc, "could not commit the job; it returns when its lease ends")
+            what = "could not ask whether the AI call may start" if stage == "admit" else "could not commit the job"
+            db_errors.report(stage, exc, f"{what}; it returns when its lease ends")
         except DatabaseRefused as exc:
-            # Every job would fail the same way, each one started (an attempt) and paid for (an AI call):
-            # take none until the pause is over; /ready says why.
+            # Every job would fail the same way, each one started (an attempt) and perhaps paid for (an AI
+            # call): take none until the pause is over; /ready says why.
             JOB_ERRORS.labels("database_refused").inc()
             self.refusals += 1
             pause = intake_pause_seconds(self.refusals)
-            db_errors.report("commit", exc, f"could not commit the job; taking no jobs for {pause:g}s",
-                             pause_seconds=pause)
+            what = "could not ask whether the AI call may start" if stage == "admit" else "could not commit the job"
+            db_errors.report(stage, exc, f"{what}; taking no jobs for {pause:g}s", pause_seconds=pause)
             self.health.pause_intake(describe(exc), pause)
         except Exception as exc:  # one job's bug or bad data must never stop the worker
             JOB_ERRORS.labels(type(exc).__name__).inc()
@@ -223,11 +241,24 @@ class Consumer:
             self.in_flight.pop(message.msg_id, None)
             IN_FLIGHT.set(len(self.in_flight))
             self.slot_free.set()
+        if give_back:
+            await asyncio.shield(self._give_back(message))
         if failure is not None:
             # Out of the lease keeper's hands (above), so no extension overwrites the retry backoff; shielded,
             # so a shutdown that cancels the job does not cut the bookkeeping short.
             await asyncio.shield(fail_attempt(self.db, message, event.assessment_id, job.assessment.attempts,
                                          self.settings.max_attempts, failure))
+
+    async def _give_back(self, message: Message) -> None:
+        """Make a job that never called the AI visible again now (out of the lease keeper's hands)."""
+        try:
+            released = await self.db.release_leases([message])
+        except Exception as exc:
+            db_errors.report("release_leases", exc, "could not give a waiting job back; it returns when its lease "
+                             "ends", msg_id=message.msg_id)
+            return
+        log.info("the worker is stopping: gave back a job that was waiting for provider capacity",
+                 extra={"msg_id": message.msg_id, "released": message.msg_id in released})
 
     async def _commit(self, job: Job, outcome: Outcome, started: float) -> tuple[CommitOutcome, Outcome]:
         """Commit `outcome`, shielded: a shutdown that cancels the job does not cut its commit short. If the

@@ -92,6 +92,41 @@ class ResultRow:
 
 
 @dataclass(frozen=True)
+class AiLimits:
+    """The provider limits and budgets every admission is checked against (the same on every replica)."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    user_daily_tokens: int | None = None
+    daily_budget_usd: float | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {"requests_per_minute": self.requests_per_minute, "tokens_per_minute": self.tokens_per_minute,
+                "user_daily_tokens": self.user_daily_tokens, "daily_budget_usd": self.daily_budget_usd}
+
+
+# What admit_ai_call decided (worker/sql/queries.sql).
+AdmitDecision = Literal["admitted", "deferred", "user_budget_exhausted", "daily_budget_exhausted", "lease_lost"]
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """admit_ai_call's answer: the decision, the reservation to settle (admitted), and how long to wait
+    (admitted: until the try may start; deferred: a hint for when to ask again)."""
+
+    decision: AdmitDecision
+    reservation: int | None
+    wait_seconds: float
+
+
+@dataclass(frozen=True)
+class AiUsageToday:
+    requests: int
+    tokens: int
+    cost_usd: float
+
+
+@dataclass(frozen=True)
 class QueueMetrics:
     queue_name: str
     length: int
@@ -116,7 +151,8 @@ async def translate_errors() -> AsyncIterator[None]:
 
 # Connections per worker, whatever WORKER_CONCURRENCY is: jobs wait for the AI, not for the database. The
 # durable pool serves the committer (one batch at a time), the readiness check and the rare failure
-# records; the progress pool the intake loop and the lease keeper; plus one LISTEN connection: 8 in all,
+# records; the progress pool the intake loop, the lease keeper and the AI admissions (two short statements
+# per AI call); plus one LISTEN connection: 8 in all,
 # inside the 15 clients Supavisor's session mode allows a role on the smallest computes.
 POOL_SIZE = 4
 PROGRESS_POOL_SIZE = 3
@@ -163,7 +199,9 @@ class Database:
     `pool` commits durably: results, failures, dead letters, operator commands. `progress` commits
     without waiting for the disk (synchronous_commit = off) and runs only what a crash may lose at no
     cost, because the message is then simply delivered again: leases, the processing status, the
-    acknowledgement of a message that needs no work. That takes a disk flush off every job's path.
+    acknowledgement of a message that needs no work. That takes a disk flush off every job's path. AI
+    admissions and settlements run there too, so the limiter's shared rows are locked for microseconds,
+    not for a flush; a database crash can forget its last fraction of a second of them (decision 0013).
     """
 
     def __init__(self, pool: AsyncConnectionPool, progress: AsyncConnectionPool) -> None:
@@ -263,6 +301,28 @@ class Database:
 
     async def dlq_requeue(self, msg_id: int) -> dict[str, Any]:
         return (await self._fetch("dlq_requeue", {"msg_id": msg_id}))[0]
+
+    async def admit_ai_call(self, message: Message, limits: AiLimits, *, reservation: int | None, tokens: int,
+                            cost_usd: float, wait_limit_seconds: float, pause_seconds: float | None) -> Admitted:
+        """Ask to start one try of an AI call for the job holding `message`'s lease (admit_ai_call)."""
+        [row] = await self._fetch("admit_ai_call", {
+            "msg_id": message.msg_id, "read_ct": message.read_ct, "reservation": reservation, "tokens": tokens,
+            "cost_usd": cost_usd, "wait_limit_seconds": wait_limit_seconds, "pause_seconds": pause_seconds,
+            **limits.params()}, durable=False)
+        return Admitted(row["decision"], row["reservation"], float(row["wait_seconds"]))
+
+    async def settle_ai_call(self, reservation: int, limits: AiLimits, *, requests: int, prompt_tokens: int,
+                             completion_tokens: int, cost_usd: float, pause_seconds: float | None) -> bool:
+        """Record an admitted call's usage and release its reservation; False when the reservation is gone."""
+        [row] = await self._fetch("settle_ai_call", {
+            "reservation": reservation, "requests": requests, "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens, "cost_usd": cost_usd, "pause_seconds": pause_seconds,
+            **limits.params()}, durable=False)
+        return bool(row["settled"])
+
+    async def ai_usage_today(self) -> AiUsageToday:
+        [row] = await self._fetch("ai_usage_today", durable=False)
+        return AiUsageToday(int(row["requests"]), int(row["tokens"]), float(row["cost_usd"]))
 
     async def queue_metrics(self) -> list[QueueMetrics]:
         rows = await self._fetch("queue_metrics")

@@ -6,7 +6,9 @@
     ├── DatabaseUnavailable  transient: the database cannot do it right now; retry later
     ├── DatabaseRefused      permanent: a grant, an object or a limit is missing; an operator must act
     ├── AiAttemptFailed      one try of the AI step failed (retryable or not)
-    └── AiUnavailable        the AI could not produce usable recommendations (reason says why)
+    ├── AiUnavailable        the AI could not produce usable recommendations (reason says why)
+    ├── LeaseLost            the job's message was delivered again since its lease; its new holder owns it
+    └── ShuttingDown         the worker is stopping: a job waiting for provider capacity gives its job back
 
 A database error that is neither (a constraint the worker broke, a syntax error) is a bug and stays the
 psycopg error it is (worker/db.py: classify).
@@ -52,3 +54,11 @@ class AiAttemptFailed(WorkerError):
         self.message = message
         self.retryable = retryable
         self.wait = wait
+
+
+class LeaseLost(WorkerError):
+    """The job's message was delivered again since this worker leased it (fencing): stop, change nothing."""
+
+
+class ShuttingDown(WorkerError):
+    """The worker is stopping; a job that has not called the AI yet is given back to the queue."""

@@ -1,7 +1,8 @@
-"""Readiness and queue metrics, checked every few seconds in the background.
+"""Readiness, queue metrics and today's AI spend, checked every few seconds in the background.
 
-One query a few seconds reads the queues' depth and oldest message age (published as metrics); whether it
-worked is the worker's readiness, which GET /ready reports and Prometheus sees as assessment_worker_ready.
+Two queries every few seconds read the queues' depth and oldest message age and the project's AI spend of
+the current UTC day (published as metrics; the spend beside AI_DAILY_BUDGET_USD); whether they worked is
+the worker's readiness, which GET /ready reports and Prometheus sees as assessment_worker_ready.
 /ready answers from this state and never queries the database itself, so whoever reaches the ops port
 cannot put load on the database or the worker's connection pool, and never sees a database's error text
 (the detail goes to the log).
@@ -11,11 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 
 from worker.db import Database
 from worker.db_errors import classify, describe
-from worker.metrics import DATABASE_ERRORS, QUEUE_DEPTH, QUEUE_OLDEST_AGE_SECONDS, READY
+from worker.metrics import (
+    AI_DAILY_BUDGET_REMAINING_USD,
+    AI_DAILY_BUDGET_USD,
+    AI_DAILY_SPEND_USD,
+    DATABASE_ERRORS,
+    QUEUE_DEPTH,
+    QUEUE_OLDEST_AGE_SECONDS,
+    READY,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +37,11 @@ STALE_AFTER_SECONDS = 4 * REFRESH_SECONDS
 class Health:
     """`run()` refreshes; `not_ready_reason()` is None when ready, else a fixed sentence saying why."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, daily_budget_usd: float | None = None) -> None:
         self.db = db
+        self.daily_budget_usd = daily_budget_usd
+        AI_DAILY_BUDGET_USD.set(math.nan if daily_budget_usd is None else daily_budget_usd)
+        AI_DAILY_BUDGET_REMAINING_USD.set(math.nan if daily_budget_usd is None else daily_budget_usd)
         self._reason: str | None = "not checked yet"
         self._checked_at: float | None = None
         self._paused_until = 0.0
@@ -56,6 +69,7 @@ class Health:
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
                 queues = await self.db.queue_metrics()
+                spend = (await self.db.ai_usage_today()).cost_usd
         except TimeoutError:
             self._set(f"database unreachable: no answer within {CHECK_TIMEOUT_SECONDS:g}s", None)
         except Exception as exc:
@@ -71,6 +85,9 @@ class Health:
             for queue in queues:
                 QUEUE_DEPTH.labels(queue.queue_name).set(queue.length)
                 QUEUE_OLDEST_AGE_SECONDS.labels(queue.queue_name).set(queue.oldest_age_seconds or 0)
+            AI_DAILY_SPEND_USD.set(spend)
+            if self.daily_budget_usd is not None:
+                AI_DAILY_BUDGET_REMAINING_USD.set(max(0.0, self.daily_budget_usd - spend))
             self._set(None, None)
 
     async def run(self) -> None:

@@ -55,6 +55,46 @@ AI_RETRIES = Counter(
     "assessment_ai_retries_total", "AI calls retried inside the deadline, by reason.", ["reason"],
     registry=REGISTRY,
 )
+AI_RATE_LIMITED = Counter(
+    "assessment_ai_rate_limited_total", "HTTP 429 answers from the AI provider (every replica then waits the time "
+    "it names; the try is retried within the deadline).", registry=REGISTRY,
+)
+# Admission of AI tries (worker/admission.py, decision 0013).
+ADMISSION_DECISIONS = ("admitted", "scheduled", "deferred", "user_budget_exhausted", "daily_budget_exhausted",
+                       "lease_lost")
+AI_ADMISSIONS = Counter(
+    "assessment_ai_admissions_total", "Answers of the shared admission of AI tries, by decision: admitted (start "
+    "now), scheduled (start after waiting for the provider's pace or pause), deferred (no start within the job's "
+    "wait yet; it asks again), user_budget_exhausted, daily_budget_exhausted, lease_lost.", ["decision"],
+    registry=REGISTRY,
+)
+for _decision in ADMISSION_DECISIONS:
+    AI_ADMISSIONS.labels(_decision)
+AI_ADMISSION_WAIT_SECONDS = Histogram(
+    "assessment_ai_admission_wait_seconds", "From a job asking to call the AI to its first try starting (or to "
+    "giving up), by outcome: admitted, provider_capacity (AI_MAX_WAIT_SECONDS passed), user_budget_exhausted, "
+    "daily_budget_exhausted, shutdown, lease_lost, error.", ["outcome"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+    registry=REGISTRY,
+)
+AI_JOBS_WAITING = Gauge(
+    "assessment_ai_jobs_waiting", "Jobs of this worker waiting for provider capacity now.", registry=REGISTRY,
+)
+AI_OLDEST_WAIT_SECONDS = Gauge(
+    "assessment_ai_oldest_wait_seconds", "How long the job of this worker that has waited longest for provider "
+    "capacity has waited so far (0 when none waits).", registry=REGISTRY,
+)
+AI_DAILY_SPEND_USD = Gauge(
+    "assessment_ai_daily_spend_usd", "The project's estimated AI spend of the current UTC day (settled calls), read "
+    "from the database every few seconds: every replica reports the same, aggregate with max.", registry=REGISTRY,
+)
+AI_DAILY_BUDGET_USD = Gauge(
+    "assessment_ai_daily_budget_usd", "AI_DAILY_BUDGET_USD (NaN when no budget is set).", registry=REGISTRY,
+)
+AI_DAILY_BUDGET_REMAINING_USD = Gauge(
+    "assessment_ai_daily_budget_remaining_usd", "AI_DAILY_BUDGET_USD minus today's spend, at least 0 (NaN when no "
+    "budget is set).", registry=REGISTRY,
+)
 IN_FLIGHT = Gauge("assessment_jobs_in_flight", "Jobs this worker holds a lease on.", registry=REGISTRY)
 QUEUE_DEPTH = Gauge(
     "assessment_queue_depth", "Messages in a queue (visible or leased).", ["queue"], registry=REGISTRY
@@ -69,7 +109,7 @@ LISTEN_CONNECTED = Gauge(
 )
 # What the worker retries when the database refuses or is away; each is also logged.
 DATABASE_OPERATIONS = ("take", "commit", "extend_leases", "release_leases", "acknowledge", "cache_lookup",
-                       "record_failure", "dead_letter", "readiness")
+                       "record_failure", "dead_letter", "readiness", "admit", "settle")
 # transient: retried; permanent: an operator must act (a grant, a migration); bug: neither (worker/db_errors.py).
 DATABASE_ERROR_KINDS = ("transient", "permanent", "bug")
 DATABASE_ERRORS = Counter(
@@ -86,7 +126,8 @@ BUSY_COMMITS = Counter(
     "statement, say) and were tried again on their own.", registry=REGISTRY,
 )
 # Writes refused by fencing: this worker's lease had lapsed and the message was delivered again since.
-FENCED_OPERATIONS = ("extend_leases", "release_leases", "commit", "acknowledge", "record_failure", "dead_letter")
+FENCED_OPERATIONS = ("extend_leases", "release_leases", "commit", "acknowledge", "record_failure", "dead_letter",
+                     "admit")
 FENCED_WRITES = Counter(
     "assessment_fenced_writes_total", "Writes that changed nothing because the job's message had been delivered "
     f"again since this worker leased it, by operation ({', '.join(FENCED_OPERATIONS)}).", ["operation"],

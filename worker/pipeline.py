@@ -1,6 +1,8 @@
 """One assessment in, one Outcome out: a cached AI result, else the AI, else deterministic fallback.
 
-Never raises for AI trouble: every AI failure ends in fallback recommendations with the reason.
+Never raises for AI trouble: every AI failure ends in fallback recommendations with the reason. What is not
+the AI's trouble passes through: the job's lease lost, the worker stopping while the job waits for provider
+capacity, the database unable to admit the call (worker/admission.py).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from worker.ai import REASONS, AiResult
-from worker.exceptions import AiUnavailable
+from worker.ai import REASONS, AiResult, Caller
+from worker.exceptions import AiUnavailable, DatabaseRefused, DatabaseUnavailable, LeaseLost, ShuttingDown
 from worker.fallback import FALLBACK_VERSION, fallback_recommendations
 from worker.metrics import FALLBACKS
 from worker.models import Assessment, Outcome, RecommendationSet
@@ -23,8 +25,9 @@ from worker.sanitize import clean_recommendations
 log = logging.getLogger(__name__)
 
 
-# Why recommendations came from the fallback rules (result_test.fallback_reason): the AI step's reasons,
-# a bug in the AI client (ai_client_bug), or AI output the database refused to store (unstorable_output).
+# Why recommendations came from the fallback rules (result_test.fallback_reason): the AI step's reasons
+# (admission's among them: provider_capacity, user_budget_exhausted, daily_budget_exhausted), a bug in the
+# AI client (ai_client_bug), or AI output the database refused to store (unstorable_output).
 FALLBACK_REASONS = REASONS | {"ai_client_bug", "unstorable_output"}
 for _reason in FALLBACK_REASONS:  # present from the start, so rate() and increase() see the first one
     FALLBACKS.labels(_reason)
@@ -33,7 +36,7 @@ for _reason in FALLBACK_REASONS:  # present from the start, so rate() and increa
 class Recommends(Protocol):
     model: str
 
-    async def recommend(self, prompt: Prompt) -> AiResult: ...
+    async def recommend(self, prompt: Prompt, caller: Caller | None = None) -> AiResult: ...
 
 
 def fallback_outcome(assessment: Assessment, reason: str, started: float) -> Outcome:
@@ -58,8 +61,10 @@ async def produce_outcome(
     cache_key: str,
     cached: Mapping[str, Any] | None,
     recommender: Recommends,
+    caller: Caller | None = None,
 ) -> Outcome:
-    """`cached` is the newest AI result for `cache_key` within the TTL (looked up per batch), if any."""
+    """`cached` is the newest AI result for `cache_key` within the TTL (looked up per batch), if any; a
+    cache hit asks nothing of the AI, so it is neither admitted nor counted."""
     started = time.perf_counter()
     if cached is not None:
         try:
@@ -75,10 +80,12 @@ async def produce_outcome(
             )
 
     try:
-        result = await recommender.recommend(prompt)
+        result = await recommender.recommend(prompt, caller)
     except AiUnavailable as exc:
         log.info("AI unavailable, using fallback recommendations", extra={"reason": exc.reason})
         return fallback_outcome(assessment, exc.reason, started)
+    except (LeaseLost, ShuttingDown, DatabaseUnavailable, DatabaseRefused):
+        raise  # not the AI's trouble: the consumer leaves the job to its lease or releases it
     except Exception:  # a bug in the AI client must not fail the job either: the AI never blocks completion
         log.exception("the AI client failed unexpectedly; using fallback recommendations")
         return fallback_outcome(assessment, "ai_client_bug", started)

@@ -14,6 +14,9 @@ kind of retry waits. (The AI step's own tries within one attempt are worker/ai.p
 - A commit the database refuses for good (a missing grant) pauses the worker's intake for
   `intake_pause_seconds` (10 s, doubling to 5 minutes) rather than start, and pay for, job after job
   that cannot be stored.
+- Asking whether an AI call may start (worker/admission.py) is retried for ADMIT_RETRY_SECONDS while the
+  database cannot answer, with no call meanwhile; then the job returns when its lease ends. Recording what
+  a call used is retried for SETTLE_RETRY_SECONDS.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ RETRY_BASE_SECONDS = 2.0
 RETRY_CAP_SECONDS = 60.0
 COMMIT_RETRY_SECONDS = 60.0
 BUSY_COMMIT_SECONDS = 5.0
+ADMIT_RETRY_SECONDS = 30.0
+SETTLE_RETRY_SECONDS = 10.0
 
 
 def max_reads(max_attempts: int) -> int:
@@ -62,3 +67,8 @@ def take_retry_delay(failures: int) -> float:
 def intake_pause_seconds(refusals: int) -> float:
     """How long the worker takes no jobs after `refusals` commits in a row were refused for good."""
     return backoff(refusals, base=10.0, cap=300.0)
+
+
+def admission_retry_delay(failures: int) -> float:
+    """Wait before asking the database again whether an AI call may start, after `failures` errors in a row."""
+    return backoff(failures, base=0.25, cap=4.0)

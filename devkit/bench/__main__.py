@@ -15,11 +15,11 @@ from typing import Any
 
 from devkit import localdb
 from devkit.bench import __doc__ as USAGE
-from devkit.bench import ai_client, filter_cost, sections, status_check
+from devkit.bench import against, ai_client, filter_cost, provider_limit, sections, status_check
 from devkit.bench.report import TARGETS, table
 from devkit.bench.run import CLIENTS, FULL, QUICK, Bench
 
-SECTIONS = ("submit", "drain", "latency", "slow_ai", "status_check", "ai_client", "filter_cost")
+SECTIONS = ("submit", "drain", "latency", "slow_ai", "status_check", "ai_client", "provider_limit", "filter_cost")
 
 
 def worker_counts(raw: str) -> list[int]:
@@ -49,6 +49,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workers", type=worker_counts, default=[1, 2], metavar="N[,M...]",
                         help="worker process counts for the drain section (default 1,2)")
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections (repeatable)")
+    parser.add_argument("--against", metavar="DIR", type=Path,
+                        help="also run drain and latency with the worker of another source tree, alternating "
+                        "(git archive <commit> | tar -x -C DIR), and report both")
     parser.add_argument("--py-spy", metavar="FILE", help="record the first drain's worker with py-spy "
                         "(FILE.json: speedscope, FILE.txt: collapsed stacks, else a flame graph SVG)")
     args = parser.parse_args(argv)
@@ -84,6 +87,10 @@ def main(argv: list[str]) -> int:
             report["filter_cost"] = filter_cost.filter_cost(bench)
         if "ai_client" in wanted:
             report["ai_client"] = ai_client.compare(calls=1000 if args.quick else 3000)
+        if "provider_limit" in wanted:
+            report["provider_limit"] = provider_limit.provider_limit(bench)
+        if args.against is not None:
+            report["against"] = against.compare(bench, args.against.resolve())
     finally:
         bench.cleanup(limit)
     shutil.rmtree(tmp)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 TARGETS = {
@@ -14,6 +15,9 @@ TARGETS = {
     "slow_ai_per_second": 45.0,
     "slow_ai_rss_mb": 200.0,
     "status_p99_ms": 5.0,
+    "provider_goodput_ratio": 0.9,
+    "provider_rejected_share": 0.02,
+    "provider_fallback_share": 0.0,
 }
 
 
@@ -72,6 +76,32 @@ def rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
         out.append((f"status check p99 ({size}), ms", f"{st['baseline_p99_ms']:.2f} no RLS",
                     f"{st['p99_ms']:.2f} as owner", f"{st['p99_ms'] / st['baseline_p99_ms']:.1f}",
                     f"<= {t['status_p99_ms']:g} ms", verdict(st["p99_ms"] <= t["status_p99_ms"])))
+    if limited := report.get("provider_limit"):
+        other = limited["unconfigured"]
+        out.append((f"provider limit {limited['limit_per_minute']}/min: goodput / limit",
+                    f"{other['goodput_ratio']:.2f} unconfigured", f"{limited['goodput_ratio']:.2f}", "",
+                    f">= {t['provider_goodput_ratio']}",
+                    verdict(limited["goodput_ratio"] >= t["provider_goodput_ratio"])))
+        out.append(("provider limit: 429s / calls", f"{other['rejected_share']:.3f} unconfigured",
+                    f"{limited['rejected_share']:.3f}", "", f"<= {t['provider_rejected_share']}",
+                    verdict(limited["rejected_share"] <= t["provider_rejected_share"])))
+        out.append(("provider limit: fallbacks / jobs", f"{other['fallback_share']:.2f} unconfigured",
+                    f"{limited['fallback_share']:.2f}", "", f"<= {t['provider_fallback_share']:g}",
+                    verdict(limited["fallback_share"] <= t["provider_fallback_share"])))
+        cost = limited["admission"]
+        base = cost["baseline_database_cpu_ms"]
+        for name, key in (("nothing set", "database_cpu_ms_per_call"),
+                          ("all set", "everything_set_database_cpu_ms_per_call")):
+            out.append((f"admit + settle, {name}: database CPU ms/call", f"{base:.3f} 2 x select 1",
+                        f"{cost[key]:.3f}", f"{cost[key] / base:.1f}", "", ""))
+    if compared := report.get("against"):
+        this, other = compared["this"], compared["other"]
+        for key, label in (("jobs_per_second", "drain, 1 worker: jobs/s"),
+                           ("cpu_ms_per_job", "drain: worker CPU ms/job"),
+                           ("database_cpu_ms_per_job", "drain: database CPU ms/job"),
+                           ("p50_ms", "latency p50 @100/s, ms"), ("p99_ms", "latency p99 @100/s, ms")):
+            out.append((f"against {Path(compared['source']).name}: {label}", f"{other[key]:.2f} that tree",
+                        f"{this[key]:.2f} this tree", f"{this[key] / other[key]:.2f}", "", ""))
     if client := report.get("ai_client"):
         variants = client["variants"]
         base = variants["sdk_httpx2"]["cpu_ms_per_call"]
@@ -106,6 +136,15 @@ def table(report: dict[str, Any]) -> str:
                           for name, part in lat["parts_ms"].items())
         notes.append(f"latency: {lat['samples']} samples, p95 {lat['p95_ms']:.1f} ms, max {lat['max_ms']:.1f} ms; "
                      f"in ms: {parts}")
+    if limited := report.get("provider_limit"):
+        for name, run in (("configured", limited), ("unconfigured", limited["unconfigured"])):
+            notes.append(f"provider limit, {name}: {run['jobs']} jobs in {run['seconds']:.1f}s (at the limit: "
+                         f"{run['ideal_seconds']:.1f}s); {run['requests']} requests, {run['rate_limited']} answered "
+                         f"429, {run['completed']} completed")
+        cost = limited["admission"]
+        notes.append(f"admission, one client: {cost['per_second']:.0f} admit + settle pairs/s with nothing set, "
+                     f"{cost['everything_set_per_second']:.0f} with everything set, against "
+                     f"{cost['baseline_per_second']:.0f} pairs of select 1")
     if fc := report.get("filter_cost"):
         slowest = sorted(fc["filters"].items(), key=lambda item: -item[1]["ms"])[:4]
         notes.append(f"filter_cost: statement_timeout {fc['statement_timeout']}, worst {fc['worst_ms']:.0f} ms per "

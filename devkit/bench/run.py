@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from devkit import localdb
+from devkit import REPO, localdb
 from devkit.processes import FakeAiProcess, WorkerProcess
 
 CLIENTS = 8  # pgbench connections of every closed-loop load
@@ -127,11 +127,12 @@ class Bench:
                 raise SystemExit(f"bench: only {done} of {total} results after {timeout:.0f}s; see {self.log_dir}.")
             time.sleep(0.05)
 
-    def worker(self, name: str, ai: FakeAiProcess, **env: str) -> WorkerProcess:
-        """A worker as assessment_worker against `ai`, ready (its /ready answered 200)."""
+    def worker(self, name: str, ai: FakeAiProcess, *, source: Path = REPO, **env: str) -> WorkerProcess:
+        """A worker as assessment_worker against `ai`, ready (its /ready answered 200); `source` is the tree
+        whose worker runs (this one unless a comparison asks for another)."""
         worker = WorkerProcess(self.log_dir / f"{name}.log", {
             "DATABASE_URL": localdb.url("assessment_worker"), "OPENAI_API_KEY": "sk-bench",
-            "OPENAI_BASE_URL": ai.url, "CACHE_TTL_SECONDS": "0"} | env)
+            "OPENAI_BASE_URL": ai.url, "CACHE_TTL_SECONDS": "0"} | env, source=source)
         worker.wait_ready()
         return worker
 

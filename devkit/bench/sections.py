@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from devkit import localdb
+from devkit import REPO, localdb
 from devkit.bench import pgbench
 from devkit.bench.run import CLIENTS, RUN_USERS, Bench, frozen, machine_busy_seconds, note, percentile
 from devkit.postgrest import acting_as
@@ -114,12 +114,13 @@ def profiled(pid: int, output: str | None) -> Iterator[None]:
         note(f"py-spy wrote {output}")
 
 
-def drain(bench: Bench, workers: int, ai: FakeAiProcess, profile: str | None = None) -> dict[str, Any]:
+def drain(bench: Bench, workers: int, ai: FakeAiProcess, profile: str | None = None, source: Path = REPO
+          ) -> dict[str, Any]:
     """`workers` worker processes drain a queue that pgbench filled while they were frozen (SIGSTOP)."""
     jobs = bench.plan.drain_jobs - bench.plan.drain_jobs % CLIENTS
     note(f"drain: {jobs} queued jobs, {workers} worker process(es), instant AI")
     bench.reset()
-    group = [bench.worker(f"drain-{workers}-{i}", ai) for i in range(workers)]
+    group = [bench.worker(f"drain-{workers}-{i}", ai, source=source) for i in range(workers)]
     try:
         with frozen(group):
             pgbench.run(bench.api_url, pgbench.USER_INSERT, clients=CLIENTS, transactions=jobs // CLIENTS,
@@ -176,13 +177,13 @@ def scale_out(bench: Bench, counts: list[int], profile: str | None) -> dict[str,
     }
 
 
-def latency(bench: Bench) -> dict[str, Any]:
+def latency(bench: Bench, source: Path = REPO) -> dict[str, Any]:
     """Insert commit to result commit at LATENCY_RATE inserts/s, one worker, instant AI."""
     seconds = bench.plan.latency_seconds
     note(f"latency: pgbench at {LATENCY_RATE:g} inserts/s for {seconds:g}s, one worker, instant AI")
     bench.reset()
     ai = FakeAiProcess(latency=0.0)
-    worker = bench.worker("latency", ai)
+    worker = bench.worker("latency", ai, source=source)
     try:
         load = pgbench.run(bench.api_url, pgbench.USER_INSERT, clients=1, seconds=seconds, rate=LATENCY_RATE,
                            variables={"users": str(RUN_USERS)}, log=True)

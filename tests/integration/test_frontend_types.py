@@ -25,6 +25,7 @@ SCALARS = {
     "integer": "number",
     "bigint": "number",
     "timestamp with time zone": "string",
+    "date": "string",
 }
 
 
@@ -119,7 +120,8 @@ def check_type(admin: psycopg.Connection, where: str, field: Field, data_type: s
 
 
 @pytest.mark.parametrize(
-    ("interface", "table"), [("TestAssessment", "test_assessment"), ("ResultTest", "result_test")]
+    ("interface", "table"),
+    [("TestAssessment", "test_assessment"), ("ResultTest", "result_test"), ("AiUsage", "ai_usage")],
 )
 def test_frontend_row_type_matches_table(admin: psycopg.Connection, interface: str, table: str) -> None:
     fields = interfaces()[interface]

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from devkit.fake_openai import FakeOpenAI, status
+from devkit.fake_openai import Behaviour, FakeOpenAI, status
 
 
 @dataclass(frozen=True)
@@ -45,15 +45,19 @@ class ThreadedFakeOpenAI:
         self._loop.close()
 
     def burst_429(self, count: int, retry_after: float) -> Burst:
-        """The next `count` requests get HTTP 429 with Retry-After; scripted on the server's own loop so
-        that no request slips between reading the request count and queueing the errors."""
+        """The next `count` requests get HTTP 429 with Retry-After."""
+        return self.script(*[status(429, retry_after=retry_after) for _ in range(count)])
+
+    def script(self, *behaviours: Behaviour) -> Burst:
+        """The next requests get `behaviours`, in order; scripted on the server's own loop so that no
+        request slips between reading the request count and queueing them."""
 
         async def script() -> int:
-            self.server.script(*[status(429, retry_after=retry_after) for _ in range(count)])
+            self.server.script(*behaviours)
             return len(self.server.requests)
 
         first = asyncio.run_coroutine_threadsafe(script(), self._loop).result(timeout=10)
-        return Burst(first, count)
+        return Burst(first, len(behaviours))
 
     def served(self) -> int:
         return len(self.server.requests)

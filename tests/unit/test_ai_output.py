@@ -8,7 +8,7 @@ from email.utils import format_datetime
 import pytest
 
 from worker.ai_answer import MAX_TOKENS, token_count
-from worker.ai_http import retry_after_seconds
+from worker.provider_limits import retry_after_seconds
 
 
 @pytest.mark.parametrize(("value", "count"), [

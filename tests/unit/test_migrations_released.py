@@ -58,6 +58,8 @@ RELEASED = {
         "d4305fc2168264672830d385addbe22c13e1a910ead703263d6259bb7f9b06de",
     "20261208120100_let_recommendations_cite_their_answers.sql":
         "913525517339f51993c828c77dee07975351aac9d31e19051b2411a05d0b1d0d",
+    "20261208140000_admit_ai_calls.sql":
+        "b0de673ee1d56ea9756ce4b8d91cc6b5709c7e0bb360127c4ae2a5c62fc745d2",
 }
 
 

@@ -112,7 +112,11 @@ def test_the_dashboard_covers_what_an_operator_watches() -> None:
     for metric in ("assessment_jobs_total", "assessment_job_seconds_bucket", "assessment_queue_depth",
                    "assessment_queue_oldest_message_age_seconds", "assessment_fallbacks_total",
                    "assessment_ai_call_seconds_bucket", "assessment_ai_tokens_total", "assessment_ai_cost_usd_total",
-                   "assessment_jobs_in_flight", "assessment_database_errors_total"):
+                   "assessment_jobs_in_flight", "assessment_database_errors_total",
+                   # provider capacity and budgets (worker/admission.py)
+                   "assessment_ai_daily_spend_usd", "assessment_ai_daily_budget_usd", "assessment_ai_admissions_total",
+                   "assessment_ai_jobs_waiting", "assessment_ai_oldest_wait_seconds",
+                   "assessment_ai_admission_wait_seconds_bucket", "assessment_ai_rate_limited_total"):
         assert metric in queries, metric
 
 

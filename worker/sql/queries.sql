@@ -355,3 +355,25 @@ select status::text, count(*) as count
 from public.test_assessment
 group by status
 order by status;
+
+-- The AI step is admitted, not attempted: supabase/migrations/20261208140000_admit_ai_calls.sql holds the
+-- rules (pacing, the provider's pause, budgets with reservations that live as long as the lease).
+
+-- name: admit_ai_call
+-- One try of an AI call asks to start: admitted (after wait_seconds; settle the reservation), deferred,
+-- user_budget_exhausted, daily_budget_exhausted or lease_lost. One row.
+select decision, reservation, wait_seconds
+from private.admit_ai_call(
+  %(msg_id)s::bigint, %(read_ct)s::integer, %(reservation)s::bigint, %(tokens)s::bigint, %(cost_usd)s::numeric,
+  %(wait_limit_seconds)s::double precision, %(requests_per_minute)s::integer, %(tokens_per_minute)s::bigint,
+  %(user_daily_tokens)s::bigint, %(daily_budget_usd)s::numeric, %(pause_seconds)s::double precision);
+
+-- name: settle_ai_call
+-- An admitted call ended: record the usage the provider reported and release its reservation.
+select private.settle_ai_call(
+  %(reservation)s::bigint, %(requests)s::integer, %(prompt_tokens)s::bigint, %(completion_tokens)s::bigint,
+  %(cost_usd)s::numeric, %(tokens_per_minute)s::bigint, %(user_daily_tokens)s::bigint,
+  %(daily_budget_usd)s::numeric, %(pause_seconds)s::double precision) as settled;
+
+-- name: ai_usage_today
+select requests, tokens, cost_usd from private.ai_usage_today();

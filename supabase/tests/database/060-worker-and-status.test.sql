@@ -78,8 +78,9 @@ select throws_ok($$ update public.result_test set summary = 'x' $$,
   '42501', 'permission denied for table result_test', 'The worker cannot rewrite a result.');
 select throws_ok($$ delete from public.result_test $$,
   '42501', 'permission denied for table result_test', 'The worker cannot delete results.');
+-- (It has usage on schema private, for the AI admission functions of 20261208140000, and no table rights.)
 select throws_ok($$ update private.settings set submissions_per_minute = null $$,
-  '42501', 'permission denied for schema private', 'The worker cannot change pipeline settings.');
+  '42501', 'permission denied for table settings', 'The worker cannot change pipeline settings.');
 select throws_ok(
   format($$ update public.test_assessment set status = 'queued' where id = %L $$, :'job_id'),
   '22023', 'status: completed -> queued is not a valid transition',
