@@ -24,6 +24,9 @@ from devkit.samples import answers, submit
 from devkit.users import create_user
 from tests.reliability.threaded_ai import threaded_fake_ai
 from tests.worker_support import fetch, wait_for_status, worker_process
+from worker.ai import Caller, Recommender
+from worker.models import Assessment
+from worker.prompt import build_prompt
 
 pytestmark = pytest.mark.usefixtures("empty_queues")
 
@@ -51,6 +54,18 @@ def start(workers: list[WorkerProcess], count: int, database_url: str, ai_url: s
 
 def careers(seed: int, count: int) -> list[dict[str, object]]:
     return [{"assessment_type": "career", "answers": answers(seed + i)} for i in range(count)]
+
+
+def worst_case_tokens(seed: int, max_completion_tokens: int = 500) -> int:
+    """What the worker reserves for one of careers(seed, 1) (its request's bytes plus the completion cap),
+    asked of the worker's own code, so the budgets below stay in proportion when the prompt changes."""
+    recommender = Recommender(api_key="k", base_url=None, model="gpt-4o-mini",
+                              max_completion_tokens=max_completion_tokens)
+    assessment = Assessment.model_validate({
+        "id": uuid.uuid4(), "user_id": uuid.uuid4(), "assessment_type": "career", "answers": answers(seed),
+        "status": "processing", "attempts": 1, "created_at": "2026-12-08T00:00:00+00:00"})
+    body = recommender.request_body(build_prompt(assessment), Caller(assessment.user_id))
+    return recommender.estimate(body).tokens
 
 
 def burst(admin: psycopg.Connection, users: int, per_user: int, seed: int) -> list[uuid.UUID]:
@@ -102,9 +117,9 @@ async def test_a_429_stops_every_replica_for_the_time_it_names(
 async def test_two_workers_racing_one_users_budget_never_spend_more_than_it(
     admin: psycopg.Connection, database_url: str, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:
-    """Each call reserves its worst case (its request's ~3,400 bytes plus 500 completion tokens) and uses
-    about 620 tokens: two never fit in flight at once, and the budget runs out after about four calls."""
-    budget = 6_000
+    """Each call reserves its worst case (its request's bytes plus 500 completion tokens) and uses about a
+    quarter of it: two never fit in flight at once, and the budget runs out after a few calls."""
+    budget = 2 * worst_case_tokens(72_000) - 1
     with threaded_fake_ai(latency=0.3) as ai:
         start(workers, 2, database_url, ai.base_url, tmp_path, {
             "WORKER_CONCURRENCY": "2", "AI_MAX_COMPLETION_TOKENS": "500", "AI_USER_DAILY_TOKENS": str(budget)})
@@ -126,8 +141,8 @@ async def test_two_workers_racing_one_users_budget_never_spend_more_than_it(
 async def test_two_workers_racing_the_projects_budget_never_spend_more_than_it(
     admin: psycopg.Connection, database_url: str, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:
-    """Priced at $1 per 1,000 tokens, a call reserves about $3.9 (its worst case) and costs about $0.62."""
-    budget = 6.0
+    """Priced at $1 per 1,000 tokens, a call reserves its worst case in dollars and costs about a quarter."""
+    budget = round(2 * worst_case_tokens(73_000) / 1000 - 0.001, 3)
     with threaded_fake_ai(latency=0.3) as ai:
         start(workers, 2, database_url, ai.base_url, tmp_path, {
             "WORKER_CONCURRENCY": "3", "AI_MAX_COMPLETION_TOKENS": "500", "AI_DAILY_BUDGET_USD": str(budget),
@@ -147,7 +162,8 @@ async def test_a_killed_workers_reservation_lapses_within_a_lease(
 ) -> None:
     """The user's budget fits one call in flight. The first worker dies mid-call; the second's call for
     the same user is held by that reservation only until the dead worker's lease (3 s) runs out."""
-    env = {"WORKER_CONCURRENCY": "1", "AI_MAX_COMPLETION_TOKENS": "500", "AI_USER_DAILY_TOKENS": "6000"}
+    budget = worst_case_tokens(74_000) * 3 // 2  # one call in flight at a time, and room for both to finish
+    env = {"WORKER_CONCURRENCY": "1", "AI_MAX_COMPLETION_TOKENS": "500", "AI_USER_DAILY_TOKENS": str(budget)}
     user = create_user(admin)
     with threaded_fake_ai() as ai:
         ai.script(delay(60))  # the first call hangs
