@@ -189,7 +189,8 @@ async def test_a_wait_for_another_worker_lasts_at_most_the_workers_lock_timeout(
                            (leased.message.msg_id,))
             started = time.monotonic()
             with pytest.raises(DatabaseUnavailable, match=r"LockNotAvailable"):
-                await db.record_failure(leased.message, assessment_id, "Processing failed.", 2)
+                # Bounded here too: without the role's lock_timeout the statement would wait for ever.
+                await asyncio.wait_for(db.record_failure(leased.message, assessment_id, "Processing failed.", 2), 10)
             waited = time.monotonic() - started
             holder.rollback()
     finally:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from devkit import fake_openai
 from devkit.fake_openai import FakeOpenAI
@@ -125,6 +126,10 @@ async def test_a_limiter_the_database_cannot_run_makes_the_job_wait_never_call_u
     [assessment_id] = submit(admin, create_user(admin), [{"assessment_type": "career", "answers": answers(51)}])
     settings = settings_for(database_url, cache_ttl_seconds=0)
     before = _errors("admit")
+    [previous] = admin.execute(  # the migrations' lock_timeout (20261208100300), restored below
+        "select c.setting from pg_db_role_setting s, unnest(s.setconfig) as c(setting) "
+        "where s.setrole = 'assessment_worker'::regrole and s.setdatabase = 0 and c.setting like 'lock_timeout=%'"
+    ).fetchone() or (None,)
     admin.execute("alter role assessment_worker set lock_timeout = '100ms'")
     try:
         with psycopg.connect(database_url) as blocker:
@@ -138,7 +143,11 @@ async def test_a_limiter_the_database_cannot_run_makes_the_job_wait_never_call_u
                 blocker.rollback()  # the database can decide again
                 [done] = await wait_for_status(database_url, [assessment_id], timeout=20)
     finally:
-        admin.execute("alter role assessment_worker reset lock_timeout")
+        if previous is None:
+            admin.execute("alter role assessment_worker reset lock_timeout")
+        else:
+            admin.execute(sql.SQL("alter role assessment_worker set lock_timeout = {}").format(
+                sql.Literal(previous.split("=", 1)[1])))
     assert (done["source"], len(fake.requests)) == ("ai", 1)
 
 
