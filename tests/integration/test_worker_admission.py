@@ -168,13 +168,14 @@ async def test_shutdown_gives_back_jobs_waiting_for_capacity_at_once(
     assert len(fake.requests) == 1
 
 
-async def test_the_worker_role_sees_only_the_admission_functions(database_url: str) -> None:
+async def test_the_worker_role_sees_only_the_admission_and_draft_functions(database_url: str) -> None:
     with psycopg.connect(worker_url(database_url), autocommit=True) as conn:
         functions = {row[0] for row in conn.execute(
             "select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
             "where n.nspname = 'private' and has_function_privilege(p.oid, 'execute')")}
-    # recommendations_are_valid: the check constraint on results (20261126100100).
-    assert functions == {"admit_ai_call", "settle_ai_call", "ai_usage_today", "recommendations_are_valid"}
+    # recommendations_are_valid: the check constraint on results (20261126100100); drafts: 20261208160000.
+    assert functions == {"admit_ai_call", "settle_ai_call", "ai_usage_today", "recommendations_are_valid",
+                         "broadcast_recommendation_drafts"}
 
 
 async def test_a_429_is_recorded_for_every_replica_and_retried_after_it(

@@ -60,6 +60,8 @@ RELEASED = {
         "913525517339f51993c828c77dee07975351aac9d31e19051b2411a05d0b1d0d",
     "20261208140000_admit_ai_calls.sql":
         "b0de673ee1d56ea9756ce4b8d91cc6b5709c7e0bb360127c4ae2a5c62fc745d2",
+    "20261208160000_stream_recommendation_drafts.sql":
+        "ca9cdb7a3eb8e317ae8a65d9054c94fe5c855c58431f6f61b36749d9b81a682a",
 }
 
 

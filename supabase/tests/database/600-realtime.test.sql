@@ -4,20 +4,8 @@
 begin;
 set local client_min_messages = warning;
 create extension if not exists pgtap with schema extensions;
+\ir helpers.psql
 select plan(17);
-
--- Joining a channel the way Realtime authorises it: the caller's role and JWT claims, and the topic.
-create function pg_temp.join_as(role_name text, user_id uuid, topic text)
-returns void
-language plpgsql
-as $$
-begin
-  perform set_config('request.jwt.claims',
-    json_strip_nulls(json_build_object('role', role_name, 'sub', user_id))::text, true);
-  perform set_config('realtime.topic', topic, true);
-  perform set_config('role', role_name, true);
-end;
-$$;
 
 -- The messages of a topic that the current caller can see.
 create function pg_temp.visible(topic text)
