@@ -22,13 +22,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from devkit import REPO
-from worker.events import AssessmentStatusChanged, AssessmentSubmitted
+from worker.events import AssessmentStatusChanged, AssessmentSubmitted, RecommendationStreamed
 from worker.models import Answer, AnswerScale, AssessmentContext, Recommendation
 
 EVENTS_DOC = REPO / "docs" / "events.md"
 FRONTEND_DOC = REPO / "docs" / "frontend.md"
 EVENTS_MODULE = "src/assessment-events.ts"  # what docs/frontend.md's snippets import the payload types from
 CONTENT_MODULE = "src/assessment-content.ts"  # the jsonb columns' content types
+DRAFTS_MODULE = "src/assessment-drafts.ts"  # the streamed draft's payload (it imports the content types)
 
 
 def json_schema_block(model: type[BaseModel]) -> str:
@@ -56,6 +57,8 @@ def _ts_check(expression: str, schema: dict[str, Any]) -> str:
     """A TypeScript boolean expression that holds exactly when `expression` fits `schema`."""
     if "anyOf" in schema:
         return "(" + " || ".join(_ts_check(expression, option) for option in schema["anyOf"]) + ")"
+    if "$ref" in schema:  # a nested model: its fields are the server's, checked where it was validated
+        return f"(typeof {expression} === 'object' && {expression} !== null)"
     if "const" in schema:
         return f"{expression} === {_ts_type(schema)}"
     if "enum" in schema:
@@ -69,15 +72,18 @@ def _ts_check(expression: str, schema: dict[str, Any]) -> str:
 
 def typescript_block(model: type[BaseModel], module: str = EVENTS_MODULE) -> str:
     """An interface for `model` and `is<Name>(value)`, which checks a received payload against it, as the
-    app module `module` (its first line names it, so other snippets import it: scripts/check-docs-ts)."""
+    app module `module` (its first line names it, so other snippets import it: scripts/check-docs-ts).
+    Nested models are imported from CONTENT_MODULE."""
     schema = model.model_json_schema()
+    nested = sorted(schema.get("$defs", {}))
+    imports = (f"import type {{ {', '.join(nested)} }} from './{Path(CONTENT_MODULE).stem}'\n\n" if nested else "")
     name = model.__name__
     fields = [f"  /** {sub['description']} */\n  {prop}: {_ts_type(sub)}" if sub.get("description")
               else f"  {prop}: {_ts_type(sub)}" for prop, sub in schema["properties"].items()]
     keys = ", ".join(f"'{prop}'" for prop in schema["properties"])
     checks = "\n".join(f"    && {_ts_check(f'v.{prop}', sub)}" for prop, sub in schema["properties"].items())
     return (
-        f"```ts\n// {module}\n/** {schema['description']} */\nexport interface {name} {{\n" + "\n".join(fields)
+        f"```ts\n// {module}\n{imports}/** {schema['description']} */\nexport interface {name} {{\n" + "\n".join(fields)
         + "\n}\n\n"
         f"/** Whether a received payload is an {name} (Realtime's own `id` is ignored). */\n"
         f"export function is{name}(value: unknown): value is {name} {{\n"
@@ -113,12 +119,14 @@ GENERATED: dict[Path, dict[str, Callable[[], str]]] = {
     EVENTS_DOC: {
         "assessment_submitted schema": lambda: json_schema_block(AssessmentSubmitted),
         "assessment_status_changed schema": lambda: json_schema_block(AssessmentStatusChanged),
+        "recommendation_streamed schema": lambda: json_schema_block(RecommendationStreamed),
         "answer schema": lambda: json_schema_block(Answer),
         "recommendation schema": lambda: json_schema_block(Recommendation),
     },
     FRONTEND_DOC: {
         "content types": lambda: typescript_interfaces(CONTENT_MODELS),
         "status event types": lambda: typescript_block(AssessmentStatusChanged),
+        "draft event types": lambda: typescript_block(RecommendationStreamed, DRAFTS_MODULE),
     },
 }
 

@@ -5,6 +5,14 @@
 takes the next scripted behaviour, or the default one when the script is empty, and is recorded (body,
 headers, time) in `FakeOpenAI.requests`.
 
+A request with `stream: true` gets Server-Sent Events in OpenAI's `chat.completion.chunk` form: a first chunk
+with the role, one chunk per piece of content (about a token: 4 characters) at `chars_per_second` (None:
+all at once, in one write), a chunk with the finish_reason, with `stream_options.include_usage` a last chunk
+with `choices: []` and the usage, then `data: [DONE]`. `stream_mode` "ignore" answers a stream request in
+one piece (as some OpenAI-compatible servers do), "reject" refuses it with HTTP 400 naming `stream` (as
+others do). `broken_stream()` and `stream_error()` fail a stream half-way. `recommendations` sets how many
+recommendations an answer holds (1-10).
+
 With `requests_per_minute` and/or `tokens_per_minute` it enforces an account's rate limits as OpenAI does:
 requests paced per second (a bucket of one second's requests, as OpenAI may quantize a per-minute
 limit), tokens from a bucket of one minute's tokens (a request counts its prompt, at 4 characters a token,
@@ -22,6 +30,7 @@ Standalone (prints its base URL as the first line of stdout, runs until SIGTERM 
 
     python -m devkit.fake_openai --port 0 --latency 2.0 --fail-rate 0.3 --seed 1
     python -m devkit.fake_openai --requests-per-minute 120 --tokens-per-minute 200000
+    python -m devkit.fake_openai --chars-per-second 200 --recommendations 6    # streams at ~50 tokens/s
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ from typing import Any
 from aiohttp import web
 
 HANG_SECONDS = 3600.0
+TOKEN_CHARS = 4  # a streamed content chunk: about one token of English
 
 
 @dataclass
@@ -110,8 +120,20 @@ def completion(content: str | None = None, **envelope: Any) -> Behaviour:
 
 
 def raw(body: bytes, code: int = 200, **headers: str) -> Behaviour:
-    """Exactly `body` with HTTP `code`, Content-Type application/json and `headers`, whatever it holds."""
+    """Exactly `body` with HTTP `code`, Content-Type application/json (unless `Content_Type=` names another)
+    and `headers`, whatever it holds."""
     return Behaviour("raw", code=code, body=body, overrides=headers)
+
+
+def broken_stream(fraction: float = 0.5) -> Behaviour:
+    """A stream whose connection is cut after `fraction` of the content (a non-stream request: like ok())."""
+    return Behaviour("broken_stream", rate=fraction)
+
+
+def stream_error(fraction: float = 0.5) -> Behaviour:
+    """A stream that sends an error event after `fraction` of the content, as a provider that fails mid-answer
+    does (a non-stream request: HTTP 500)."""
+    return Behaviour("stream_error", rate=fraction)
 
 
 def random_failures(rate: float, seed: int) -> Behaviour:
@@ -159,8 +181,14 @@ class FakeOpenAI:
     requests: list[RecordedRequest] = field(default_factory=list)
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
+    chars_per_second: float | None = None
+    stream_mode: str = "sse"  # "sse", "ignore" or "reject" (module docstring)
+    recommendations: int = 2
 
     def __post_init__(self) -> None:
+        if self.stream_mode not in ("sse", "ignore", "reject") or not 1 <= self.recommendations <= 10:
+            raise ValueError(f"stream_mode must be sse, ignore or reject and recommendations 1-10, got "
+                             f"{self.stream_mode!r} and {self.recommendations!r}")
         self._queue: deque[Behaviour] = deque()
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
@@ -214,9 +242,10 @@ class FakeOpenAI:
             "last_completed_at": self.last_completed_at,
         })
 
-    async def _completions(self, request: web.Request) -> web.Response:
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
         response, limits = await self._answer(request)
-        response.headers.update(limits)
+        if not response.prepared:  # a stream sent its headers (the limits among them) before its first event
+            response.headers.update(limits)
         if response.status == 200:
             self.completed += 1
             self.last_completed_at = time.time()
@@ -254,7 +283,7 @@ class FakeOpenAI:
         payload = {"error": {"message": message, "type": kind, "param": None, "code": "rate_limit_exceeded"}}
         return web.json_response(payload, status=429), headers
 
-    async def _answer(self, request: web.Request) -> tuple[web.Response, dict[str, str]]:
+    async def _answer(self, request: web.Request) -> tuple[web.StreamResponse, dict[str, str]]:
         try:
             body = await request.json()
         except ValueError:
@@ -264,12 +293,16 @@ class FakeOpenAI:
         self.requests.append(RecordedRequest(body, dict(request.headers), time.monotonic()))
         if not request.headers.get("Authorization", "").startswith("Bearer "):
             return _error(401, "You didn't provide an API key.", "invalid_request_error"), {}
+        if body.get("stream") is True and self.stream_mode == "reject":
+            return _error(400, "Unrecognized request argument supplied: stream", "invalid_request_error",
+                          param="stream"), {}
         refused, limits = self._limit(body)
         if refused is not None:
             return refused, limits
-        return await self._behave(body), limits
+        return await self._behave(body, request, limits), limits
 
-    async def _behave(self, body: dict[str, Any]) -> web.Response:
+    async def _behave(self, body: dict[str, Any], request: web.Request, limits: dict[str, str]
+                      ) -> web.StreamResponse:
         behaviour = self._queue.popleft() if self._queue else self.default
         self._served += 1
         kind = behaviour.kind
@@ -284,16 +317,83 @@ class FakeOpenAI:
         if kind == "status":
             return _status(behaviour)
         if kind == "raw":
-            return web.Response(body=behaviour.body, status=behaviour.code, content_type="application/json",
-                                headers={name.replace("_", "-"): value for name, value in behaviour.overrides.items()})
+            headers = {name.replace("_", "-"): value for name, value in behaviour.overrides.items()}
+            return web.Response(body=behaviour.body, status=behaviour.code,
+                                content_type=headers.pop("Content-Type", "application/json"), headers=headers)
+        streamed = body.get("stream") is True and self.stream_mode == "sse"
+        if kind == "stream_error" and not streamed:
+            return _error(500, "The fake server failed.", "server_error")
         if self.latency or behaviour.seconds:
             await asyncio.sleep(self.latency + behaviour.seconds)
-        answer = _completion(body, kind, self._served)
+        answer = _completion(body, kind, self._served, self.recommendations)
         if kind == "completion":
             if "content" in behaviour.overrides:
                 answer["choices"][0]["message"]["content"] = behaviour.overrides["content"]
             answer.update({k: v for k, v in behaviour.overrides.items() if k != "content"})
-        return web.json_response(answer)
+        if not streamed:
+            return web.json_response(answer)
+        cut = behaviour.rate if kind in ("broken_stream", "stream_error") else None
+        return await self._stream(request, body, answer, limits, cut, kind == "stream_error")
+
+    async def _stream(self, request: web.Request, body: dict[str, Any], answer: dict[str, Any],
+                      limits: dict[str, str], cut: float | None, error_at_cut: bool) -> web.StreamResponse:
+        """`answer` as Server-Sent Events (module docstring); with `cut`, only that fraction of its content,
+        then the connection is closed (or, with `error_at_cut`, an error event is sent)."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                               **limits})
+        await response.prepare(request)
+        choice, usage = answer["choices"][0], answer.get("usage")
+        options = body.get("stream_options")
+        with_usage = isinstance(options, dict) and options.get("include_usage") is True
+        base = {"id": answer["id"], "object": "chat.completion.chunk", "created": answer["created"],
+                "model": answer["model"], "system_fingerprint": "fp_fake"}
+
+        def event(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+            choices = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+            chunk = {**base, "choices": choices, **({"usage": None} if with_usage else {})}
+            return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+        # Unpaced, the events (still one per token) go out in one write: a provider infinitely fast, and a load
+        # generator that is not the benchmark's bottleneck (a write per event cost it 10 times the CPU).
+        unsent: list[bytes] = []
+
+        async def send(data: bytes) -> None:
+            unsent.append(data)
+            if self.chars_per_second:
+                await response.write(b"".join(unsent))
+                unsent.clear()
+
+        await send(event({"role": "assistant", "content": "", "refusal": None}))
+        field_name = "refusal" if choice["message"].get("refusal") else "content"
+        text = choice["message"].get(field_name) or ""
+        stop_at = len(text) if cut is None else int(len(text) * cut)
+        loop = asyncio.get_running_loop()
+        started, sent = loop.time(), 0
+        for at in range(0, stop_at, TOKEN_CHARS):
+            piece = text[at:min(at + TOKEN_CHARS, stop_at)]
+            if self.chars_per_second:  # paced by the clock, so slow writes do not add up
+                wait = started + sent / self.chars_per_second - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            await send(event({field_name: piece}))
+            sent += len(piece)
+        if cut is not None:
+            if error_at_cut:
+                error = {"error": {"message": "The server had an error while processing your request.",
+                                   "type": "server_error", "param": None, "code": None}}
+                await response.write(b"".join(unsent) + b"data: " + json.dumps(error).encode() + b"\n\n")
+            else:
+                await response.write(b"".join(unsent))
+                assert request.transport is not None
+                request.transport.close()  # the client reads a body that ends before its end
+            return response
+        await send(event({}, choice["finish_reason"]))
+        if with_usage:
+            await send(b"data: " + json.dumps({**base, "choices": [], "usage": usage}).encode() + b"\n\n")
+        await send(b"data: [DONE]\n\n")
+        await response.write(b"".join(unsent))
+        await response.write_eof()
+        return response
 
 
 def openai_duration(seconds: float) -> str:
@@ -313,8 +413,9 @@ def _token_cost(body: dict[str, Any]) -> int:
     return math.ceil(chars / 4) + (cap if isinstance(cap, int) and cap > 0 else 4096)
 
 
-def _error(code: int, message: str, kind: str, headers: dict[str, str] | None = None) -> web.Response:
-    payload = {"error": {"message": message, "type": kind, "param": None, "code": None}}
+def _error(code: int, message: str, kind: str, headers: dict[str, str] | None = None,
+           param: str | None = None) -> web.Response:
+    payload = {"error": {"message": message, "type": kind, "param": param, "code": None}}
     return web.json_response(payload, status=code, headers=headers)
 
 
@@ -333,7 +434,7 @@ def _status(behaviour: Behaviour) -> web.Response:
     return _error(code, f"Fake error with HTTP status {code}.", kind, headers)
 
 
-def _completion(body: dict[str, Any], kind: str, served: int) -> dict[str, Any]:
+def _completion(body: dict[str, Any], kind: str, served: int, count: int = 2) -> dict[str, Any]:
     messages = body.get("messages") or []
     prompt_chars = sum(len(str(m.get("content", ""))) for m in messages if isinstance(m, dict))
     content: str | None = None
@@ -351,7 +452,7 @@ def _completion(body: dict[str, Any], kind: str, served: int) -> dict[str, Any]:
         content = '{"summary": "The answer was cut off because it reached the maxim'
         finish_reason = "length"
     else:
-        content = json.dumps(_recommendations(messages, prompt_chars, _citable(body)))
+        content = json.dumps(_recommendations(messages, prompt_chars, _citable(body), count))
     completion_chars = len(content or refusal_text or "")
     prompt_tokens, completion_tokens = max(prompt_chars // 4, 1), max(completion_chars // 4, 1)
     return {
@@ -383,40 +484,68 @@ def _citable(body: dict[str, Any]) -> list[str]:
     return [item for item in enum if isinstance(item, str)] if isinstance(enum, list) else []
 
 
-def _recommendations(messages: list[Any], prompt_chars: int, citable: list[str]) -> dict[str, Any]:
+# (title, description, category, priority) of the recommendations after the first two, in order.
+_MORE = (
+    ("Protect one hour for focused work", "Block one hour on three mornings a week for your most important task, "
+     "with notifications off.", "Focus", 2),
+    ("Ask for feedback every month", "Ask one colleague or friend each month what you could do differently, and "
+     "note one change to try.", "Feedback", 2),
+    ("Keep a short evening log", "Write three lines each evening: what went well, what was hard, what to try "
+     "tomorrow.", "Reflection", 3),
+    ("Learn one skill in small pieces", "Pick one skill you want and spend twenty minutes on it twice a week, "
+     "with a small exercise each time.", "Learning", 3),
+    ("Move for ten minutes a day", "Take a ten-minute walk after lunch; it is easier to keep than a long "
+     "session you skip.", "Health", 4),
+    ("Plan your week on Sunday", "Spend fifteen minutes on Sunday choosing the three things that matter most "
+     "in the coming week.", "Planning", 4),
+    ("Share your goal with someone", "Tell one person about your goal and agree on a date to tell them how "
+     "it went.", "Support", 5),
+    ("Celebrate small progress", "When you finish a step, note it and take a short break; it keeps the habit "
+     "going.", "Motivation", 5),
+)
+
+
+def _recommendations(messages: list[Any], prompt_chars: int, citable: list[str], count: int = 2) -> dict[str, Any]:
     # Derived from the request only, so equal requests get equal answers.
     digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:8]
+    recommendations = [
+        {
+            "title": "Plan one small weekly step",
+            "description": "Choose one small action for each week and schedule it in your calendar.",
+            "category": "Planning",
+            "priority": 1,
+            "rationale": f"Derived from the {len(messages)} messages of request {digest}.",
+            "based_on": citable[:1],
+        },
+        {
+            "title": "Review your progress monthly",
+            "description": "Once a month, compare where you are with where you started.",
+            "category": "Review",
+            "priority": 3,
+            "rationale": "Regular reviews show which changes are working.",
+            "based_on": citable[-1:],
+        },
+    ]
+    for number, (title, description, category, priority) in enumerate(_MORE, start=3):
+        recommendations.append({"title": title, "description": description, "category": category,
+                                "priority": priority, "rationale": f"Step {number} of the fake model's plan "
+                                f"for request {digest}.", "based_on": citable[number % max(1, len(citable)):][:1]})
+    steps = "one step" if count == 1 else f"{count} steps"
     return {
         "summary": (
             f"The fake model read {len(messages)} messages ({prompt_chars} characters, digest {digest}) "
-            "and suggests two steps."
+            f"and suggests {steps}."
         ),
-        "recommendations": [
-            {
-                "title": "Plan one small weekly step",
-                "description": "Choose one small action for each week and schedule it in your calendar.",
-                "category": "Planning",
-                "priority": 1,
-                "rationale": f"Derived from the {len(messages)} messages of request {digest}.",
-                "based_on": citable[:1],
-            },
-            {
-                "title": "Review your progress monthly",
-                "description": "Once a month, compare where you are with where you started.",
-                "category": "Review",
-                "priority": 3,
-                "rationale": "Regular reviews show which changes are working.",
-                "based_on": citable[-1:],
-            },
-        ],
+        "recommendations": recommendations[:count],
     }
 
 
-async def _serve(port: int, latency: float, fail_rate: float, seed: int, requests_per_minute: int | None,
-                 tokens_per_minute: int | None) -> None:
-    default = random_failures(fail_rate, seed) if fail_rate > 0 else ok()
-    server = FakeOpenAI(default=default, latency=latency, port=port, requests_per_minute=requests_per_minute,
-                        tokens_per_minute=tokens_per_minute)
+async def _serve(args: argparse.Namespace) -> None:
+    default = random_failures(args.fail_rate, args.seed) if args.fail_rate > 0 else ok()
+    server = FakeOpenAI(default=default, latency=args.latency, port=args.port,
+                        requests_per_minute=args.requests_per_minute, tokens_per_minute=args.tokens_per_minute,
+                        chars_per_second=args.chars_per_second, stream_mode=args.stream_mode,
+                        recommendations=args.recommendations)
     await server.start()
     print(server.base_url, flush=True)
     stop = asyncio.Event()
@@ -435,9 +564,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the failure sequence")
     parser.add_argument("--requests-per-minute", type=_positive, help="enforce a request limit (429 beyond it)")
     parser.add_argument("--tokens-per-minute", type=_positive, help="enforce a token limit (429 beyond it)")
+    parser.add_argument("--chars-per-second", type=float, help="pace of streamed content (default: no pacing); "
+                        "200 is about 50 tokens a second")
+    parser.add_argument("--stream-mode", choices=("sse", "ignore", "reject"), default="sse",
+                        help="answer stream requests with events (sse), in one piece (ignore) or HTTP 400 (reject)")
+    parser.add_argument("--recommendations", type=int, choices=range(1, 11), default=2, metavar="1-10",
+                        help="recommendations in each answer (default 2)")
     args = parser.parse_args()
-    asyncio.run(_serve(args.port, args.latency, args.fail_rate, args.seed, args.requests_per_minute,
-                       args.tokens_per_minute))
+    asyncio.run(_serve(args))
 
 
 def _positive(raw: str) -> int:

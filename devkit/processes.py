@@ -73,15 +73,18 @@ def process_tree_cpu_seconds(root: int) -> float:
 class FakeAiProcess:
     """`python -m devkit.fake_openai` in its own process; `url` is its OpenAI base URL. `port` 0 picks a free
     one; give the port of a stopped one to bring "the same AI" back. `requests_per_minute` and
-    `tokens_per_minute` turn on its rate limits (429 beyond them); `stats()` reads its counts."""
+    `tokens_per_minute` turn on its rate limits (429 beyond them); `chars_per_second` paces its streams and
+    `recommendations` sets how many an answer holds; `stats()` reads its counts."""
 
     def __init__(self, latency: float = 0.0, fail_rate: float = 0.0, port: int = 0,
-                 requests_per_minute: int | None = None, tokens_per_minute: int | None = None) -> None:
+                 requests_per_minute: int | None = None, tokens_per_minute: int | None = None,
+                 chars_per_second: float | None = None, recommendations: int = 2) -> None:
         limits = [*(["--requests-per-minute", str(requests_per_minute)] if requests_per_minute else []),
-                  *(["--tokens-per-minute", str(tokens_per_minute)] if tokens_per_minute else [])]
+                  *(["--tokens-per-minute", str(tokens_per_minute)] if tokens_per_minute else []),
+                  *(["--chars-per-second", str(chars_per_second)] if chars_per_second else [])]
         self.process = subprocess.Popen(
             [PYTHON, "-m", "devkit.fake_openai", "--port", str(port), "--latency", str(latency),
-             "--fail-rate", str(fail_rate), *limits],
+             "--fail-rate", str(fail_rate), "--recommendations", str(recommendations), *limits],
             cwd=REPO, stdout=subprocess.PIPE, text=True,
         )
         assert self.process.stdout is not None

@@ -35,7 +35,8 @@ def settings_for(database_url: str, **overrides: Any) -> Settings:
 
 def recommender_for(settings: Settings, base_url: str | None, api_key: str | None = "sk-test") -> Recommender:
     return Recommender(api_key=api_key, base_url=base_url, model=settings.openai_model,
-                       deadline_seconds=settings.ai_deadline_seconds, max_connections=settings.concurrency)
+                       deadline_seconds=settings.ai_deadline_seconds, max_connections=settings.concurrency,
+                       stream=settings.ai_stream)
 
 
 def worker_process(

@@ -56,6 +56,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         prices=Prices(settings.ai_price_prompt_per_1k_tokens_usd, settings.ai_price_completion_per_1k_tokens_usd),
         max_completion_tokens=settings.ai_max_completion_tokens,
         end_user_key=settings.ai_user_id_hmac_key.get_secret_value().encode() if settings.ai_user_id_hmac_key else None,
+        stream=settings.ai_stream,
     )
     consumer = Consumer(settings, db, recommender)
     ops = OpsServer(routes(alive=lambda: consumer.running, not_ready_reason=consumer.health.not_ready_reason))

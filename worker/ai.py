@@ -8,6 +8,13 @@ scheduling noise) of its first try's start. It raises nothing else for anything 
 logs the API key or any answer text. The HTTP transport is worker/ai_http.py; what an answer is worth,
 worker/ai_answer.py.
 
+Streaming (AI_STREAM, on by default; decision 0015): each request asks for a stream (`stream: true`, usage
+included) and the caller's drafts sink, if it brings one, is fed the answer's content as it arrives, on
+the first try that gets any content only (so a retry never sends a recommendation twice). The answer is
+then parsed and validated whole, exactly as without streaming. A server that refuses `stream` (HTTP 400 or
+422 naming it) is asked again at once without it, and every later call goes without it too (one log
+line); a server that ignores it answers in one piece, which is read as ever.
+
 Every try is admitted first when the caller brings an admission (the worker always does:
 worker/admission.py, decision 0013): waiting for it comes before the deadline starts, and what it raises
 (`LeaseLost`, `ShuttingDown`, a database error) passes through. Each request carries a completion cap
@@ -37,13 +44,15 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from typing import Protocol
 from uuid import UUID
 
 from worker.admission import ADMISSION_REASONS, Estimate, JobAdmission, Ticket, Usage
-from worker.ai_answer import Prices, TokenUsage, parse_completion
+from worker.ai_answer import Prices, TokenUsage, parse_completion, parse_envelope
 from worker.ai_http import ChatHttp
+from worker.ai_stream import Received
 from worker.backoff import backoff
-from worker.exceptions import AiAttemptFailed, AiUnavailable
+from worker.exceptions import AiAttemptFailed, AiUnavailable, StreamRefused
 from worker.metrics import AI_CALL_SECONDS, AI_COST_USD, AI_RATE_LIMITED, AI_RETRIES, AI_TOKENS
 from worker.models import RecommendationSet
 from worker.prompt import Prompt
@@ -74,13 +83,34 @@ DEFAULT_MAX_COMPLETION_TOKENS = 6000
 _DERIVED_KEY_LABEL = b"assessment-worker safety_identifier v1"
 
 
+# What turns a request into a streamed one: the answer as Server-Sent Events, its usage in the last one.
+_STREAM: dict[str, object] = {"stream": True, "stream_options": {"include_usage": True}}
+
+
+def _encoded(request: dict[str, object]) -> bytes:
+    return json.dumps(request, ensure_ascii=False).encode()
+
+
+class Drafts(Protocol):
+    """Where a streamed answer's content goes as it arrives (worker/drafts.py)."""
+
+    @property
+    def fed(self) -> bool:
+        """Whether any content has been fed: a later try must not feed it again."""
+        ...
+
+    def feed(self, content: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class Caller:
-    """Whom a call is for: the end user (sent as a keyed hash) and, in the worker, the admission of its
-    tries (worker/admission.py). Without an admission, tries are not metered (tests, benchmarks)."""
+    """Whom a call is for: the end user (sent as a keyed hash), in the worker the admission of its tries
+    (worker/admission.py; without one, tries are not metered: tests, benchmarks), and where the content of
+    a streamed answer goes as it arrives (the owner's drafts), if anywhere."""
 
     user_id: UUID
     admission: JobAdmission | None = None
+    drafts: Drafts | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +139,7 @@ class Recommender:
         prices: Prices | None = None,
         max_completion_tokens: int = DEFAULT_MAX_COMPLETION_TOKENS,
         end_user_key: bytes | None = None,
+        stream: bool = True,
         rng: random.Random | None = None,
     ) -> None:
         if deadline_seconds <= 0 or max_tries < 1 or max_connections < 1 or max_completion_tokens < 1:
@@ -128,6 +159,7 @@ class Recommender:
         AI_COST_USD.labels(model)
         self.deadline_seconds = deadline_seconds
         self.max_tries = max_tries
+        self.stream = stream  # turned off for good when the server refuses it
         self._rng = rng or random.Random()
         self._http = ChatHttp(api_key=api_key, base_url=base_url, max_connections=max_connections)
 
@@ -139,10 +171,10 @@ class Recommender:
             raise AiUnavailable(
                 "not_configured", "No OpenAI API key is configured. Set OPENAI_API_KEY to use the AI."
             )
-        body = self.request_body(prompt, caller)
-        estimate = self.estimate(body)
-        ticket = await caller.admission.admit(estimate) if caller and caller.admission else None
-        call = _Call(body, estimate, ticket, TokenUsage(self.model, self.prices))
+        request = self.request(prompt, caller)
+        call = _Call(request, TokenUsage(self.model, self.prices), caller.drafts if caller else None)
+        call.estimate = estimate = self.estimate(call.body(self.stream))  # a refused stream only shrinks it
+        call.ticket = await caller.admission.admit(estimate) if caller and caller.admission else None
         started = time.monotonic()
         outcome = "error"  # a bug of ours; pipeline.produce_outcome falls back and logs it
         try:
@@ -156,13 +188,13 @@ class Recommender:
             raise
         finally:
             AI_CALL_SECONDS.labels(outcome).observe(time.monotonic() - started)
-            if ticket is not None:  # shielded: a cancelled job still records what its tries used
-                await asyncio.shield(ticket.settle(call.used(), call.pause))
+            if call.ticket is not None:  # shielded: a cancelled job still records what its tries used
+                await asyncio.shield(call.ticket.settle(call.used(), call.pause))
         return result
 
-    def request_body(self, prompt: Prompt, caller: Caller | None = None) -> bytes:
-        """The request: the prompt, the answer's schema, the completion cap, and the end user as a keyed
-        hash when there is a caller."""
+    def request(self, prompt: Prompt, caller: Caller | None = None) -> dict[str, object]:
+        """The request without streaming: the prompt, the answer's schema, the completion cap, and the end
+        user as a keyed hash when there is a caller."""
         request: dict[str, object] = {
             "model": self.model, "messages": prompt.messages(), "response_format": prompt.response_format,
             "max_completion_tokens": self.max_completion_tokens,
@@ -170,7 +202,12 @@ class Recommender:
         if caller is not None:
             end_user = self.end_user_id(caller.user_id)
             request |= {"safety_identifier": end_user, "user": end_user}
-        return json.dumps(request, ensure_ascii=False).encode()
+        return request
+
+    def request_body(self, prompt: Prompt, caller: Caller | None = None) -> bytes:
+        """`request(prompt, caller)` as it is sent, asking for a stream when this client streams."""
+        request = self.request(prompt, caller)
+        return _encoded(request | _STREAM if self.stream else request)
 
     def end_user_id(self, user_id: UUID) -> str:
         """HMAC-SHA256 of the user id (64 hex characters, OpenAI's limit): stable per user, and neither the
@@ -197,16 +234,31 @@ class Recommender:
             async with asyncio.timeout_at(deadline_at):
                 while True:
                     tries += 1
+                    streaming = self.stream
+                    received = Received()  # what a stream brought, should it break before its usage chunk
+                    reply = None
                     try:
                         if deadline_at - loop.time() < MIN_ATTEMPT_SECONDS:
                             raise AiAttemptFailed("timeout", "No time is left in the deadline for another try",
                                                   retryable=False)
                         call.sent += 1
                         call.pause = None  # what this try's answer asks every replica to wait, if anything
-                        reply = await self._http.post(call.body)
+                        drafts = call.drafts if streaming and call.drafts and not call.drafts.fed else None
+                        reply = await self._http.post(call.body(streaming), drafts.feed if drafts else None,
+                                                      stream=streaming, received=received)
                         call.pause = reply.limits.pause_seconds(call.estimate.tokens)
-                        answer = parse_completion(reply.payload, call.usage)
+                        answer = (parse_envelope(reply.streamed, call.usage) if reply.streamed is not None
+                                  else parse_completion(reply.payload, call.usage))
+                    except StreamRefused as refused:
+                        tries -= 1  # the request was refused unread: it takes none of the call's tries
+                        self._stop_streaming(refused)
+                        if not await self._before_retry(call, refused, 0.0, deadline_at):
+                            raise AiUnavailable("timeout", f"{refused.message}; no start for another try without "
+                                                f"it within the {self.deadline_seconds:g}s deadline") from refused
+                        continue
                     except AiAttemptFailed as failure:
+                        if reply is None:
+                            call.estimate_broken_stream(streaming, received)
                         if failure.reason == "rate_limited":
                             AI_RATE_LIMITED.inc()
                             call.pause = failure.wait
@@ -241,11 +293,20 @@ class Recommender:
                         prompt_tokens=call.usage.prompt, completion_tokens=call.usage.completion, tries=tries,
                     )
         except TimeoutError as exc:
+            if tries and reply is None:
+                call.estimate_broken_stream(streaming, received)
             raise AiUnavailable(
                 "timeout",
                 f"The AI did not answer within the {self.deadline_seconds:g}s deadline "
                 f"(try {tries} was in flight). Check the provider's status or raise the deadline.",
             ) from exc
+
+    def _stop_streaming(self, refused: StreamRefused) -> None:
+        """The server does not take `stream`: every later request goes without it."""
+        if self.stream:
+            self.stream = False
+            log.warning("the AI server does not support streaming; asking without it from now on (drafts are "
+                        "not sent; set AI_STREAM=false to skip this check)", extra={"detail": refused.message})
 
     async def _before_retry(self, call: _Call, failure: AiAttemptFailed, wait: float, deadline_at: float) -> bool:
         """Wait before the next try; with admission, get it admitted too. False: it cannot start in time."""
@@ -263,13 +324,27 @@ class Recommender:
 class _Call:
     """One call's request, its admission and what its tries used so far."""
 
-    def __init__(self, body: bytes, estimate: Estimate, ticket: Ticket | None, usage: TokenUsage) -> None:
-        self.body = body
-        self.estimate = estimate
-        self.ticket = ticket
+    def __init__(self, request: dict[str, object], usage: TokenUsage, drafts: Drafts | None) -> None:
+        self.request = request
+        self._bodies: dict[bool, bytes] = {}  # encoded once per form, for every try
+        self.drafts = drafts
+        self.estimate = Estimate(tokens=0, cost_usd=0.0)  # set before the first try
+        self.ticket: Ticket | None = None
         self.usage = usage
         self.sent = 0  # requests that went out
         self.pause: float | None = None  # what the last answer asked every replica to wait
+
+    def estimate_broken_stream(self, stream: bool, received: Received) -> None:
+        """A stream that ended before its usage chunk was billed all the same: count an estimate (4 characters
+        a token) so the budgets see it."""
+        if received.chars:
+            self.usage.add({"prompt_tokens": len(self.body(stream)) // 4,
+                            "completion_tokens": -(-received.chars // 4)})
+
+    def body(self, stream: bool) -> bytes:
+        if stream not in self._bodies:
+            self._bodies[stream] = _encoded(self.request | _STREAM if stream else self.request)
+        return self._bodies[stream]
 
     def used(self) -> Usage:
         prompt, completion = self.usage.prompt or 0, self.usage.completion or 0

@@ -1,6 +1,8 @@
 """What a Chat Completions answer is worth: parsed, made storable, validated, its usage counted.
 
-Contract: `parse_completion(payload, usage)` returns an `Answer` whose recommendations satisfy
+Contract: `parse_completion(payload, usage)` (a completion's JSON) and `parse_envelope(completion, usage)`
+(one already parsed, or put together from a stream: worker/ai_stream.py) return an `Answer` whose
+recommendations satisfy
 `worker.models.RecommendationSet` (sorted by priority, the model's order kept among equals) and whose
 every field can be stored as it is, or raises `AiAttemptFailed` (invalid_output, invalid_json,
 refusal, length). It adds the answer's reported usage to `usage` first: every answered attempt is
@@ -75,6 +77,11 @@ def parse_completion(payload: bytes, usage: TokenUsage) -> Answer:
         envelope = json.loads(payload)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than json can follow
         raise AiAttemptFailed("invalid_output", "The AI endpoint's response is not JSON", retryable=True) from exc
+    return parse_envelope(envelope, usage)
+
+
+def parse_envelope(envelope: Any, usage: TokenUsage) -> Answer:
+    """The recommendations in a parsed completion, made storable and validated; AiAttemptFailed otherwise."""
     if not isinstance(envelope, dict):
         raise AiAttemptFailed("invalid_output", "The AI endpoint's response is not a completion", retryable=True)
     usage.add(envelope.get("usage"))

@@ -1,7 +1,11 @@
 """The AI step's HTTP transport: one POST to a Chat Completions endpoint, bounded, classified.
 
-Contract: `ChatHttp.post(body)` returns a `Reply`: the body of a 200 response (at most MAX_RESPONSE_BYTES)
-and what its headers say about the provider's rate limits (worker/provider_limits.py). Otherwise it raises
+Contract: `ChatHttp.post(body, on_content, stream=...)` returns a `Reply`: the answer of a 200 response
+and what its headers say about the provider's rate limits (worker/provider_limits.py). A streamed answer
+(`stream: true` in `body`, Server-Sent Events back) is read as it arrives, `on_content` called with each
+piece of content (worker/ai_stream.py), and the Reply holds the completion it adds up to; an answer in one
+piece (a server that ignores `stream`) holds its body, at most MAX_RESPONSE_BYTES. With `stream`, a server
+that refuses it (HTTP 400 or 422 whose error names `stream`) raises `StreamRefused`. Otherwise it raises
 `AiAttemptFailed` with a reason (rate_limited, timeout, server_error, connection_error, client_error,
 invalid_output) and, where the server's headers name one, the wait before another request. It never logs
 the API key or the request body.
@@ -15,20 +19,26 @@ several times the CPU per call and has no bound on what it reads (docs/decisions
 from __future__ import annotations
 
 import base64
+import json
+import re
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
-from worker.exceptions import AiAttemptFailed
+from worker.ai_stream import MAX_RESPONSE_BYTES as MAX_RESPONSE_BYTES  # one bound, shared with streams
+from worker.ai_stream import Received, read_stream
+from worker.exceptions import AiAttemptFailed, StreamRefused
 from worker.provider_limits import RateLimits, retry_after_seconds
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-# Ten recommendations at their longest are about 20,000 characters of JSON; a completion envelope around
-# them (escaped) stays far below this. Anything larger is not an answer to our request.
-MAX_RESPONSE_BYTES = 256 * 1024
+# What is read of a refusal (HTTP 400 or 422) to see whether it is about `stream`.
+MAX_ERROR_BYTES = 16 * 1024
+# `stream` or `stream_options` as a word of an error message ("upstream" is not one).
+_STREAM_WORD = re.compile(r"\bstream(_options)?\b")
 
 
 class ChatHttp:
@@ -68,19 +78,25 @@ class ChatHttp:
             )
         return self._session
 
-    async def post(self, body: bytes) -> Reply:
-        """One HTTP attempt; the 200 response's body (at most MAX_RESPONSE_BYTES), else AiAttemptFailed."""
+    async def post(self, body: bytes, on_content: Callable[[str], None] | None = None, *,
+                   stream: bool = False, received: Received | None = None) -> Reply:
+        """One HTTP attempt; the 200 response's answer (module docstring), else AiAttemptFailed."""
         assert self._headers is not None, "post() needs an API key; check `configured` first"
         try:
             request = self._http().post(self.url, data=body, headers=self._headers, allow_redirects=False,
                                         proxy=self._proxy.url if self._proxy else None,
                                         proxy_headers=self._proxy.headers if self._proxy else None)
             async with request as response:
+                if stream and response.status in (400, 422) and await _refuses_stream(response):
+                    raise StreamRefused(f"The AI endpoint answered HTTP {response.status} to `stream`")
                 if response.status != 200:
                     raise status_failure(response.status, response.headers)
                 if response.headers.get("Content-Encoding", "identity").lower() != "identity":
                     raise AiAttemptFailed("invalid_output", "The AI endpoint sent a compressed answer unasked",
                                           retryable=True)
+                limits = RateLimits.from_headers(response.headers)
+                if response.content_type == "text/event-stream":
+                    return Reply(b"", limits, await read_stream(response.content.iter_any(), on_content, received))
                 if (response.content_length or 0) > MAX_RESPONSE_BYTES:
                     raise _too_large()
                 payload = bytearray()
@@ -88,7 +104,7 @@ class ChatHttp:
                     payload += chunk
                     if len(payload) > MAX_RESPONSE_BYTES:
                         raise _too_large()
-                return Reply(bytes(payload), RateLimits.from_headers(response.headers))
+                return Reply(bytes(payload), limits)
         except (aiohttp.ClientError, OSError) as exc:
             raise AiAttemptFailed(
                 "connection_error", f"Could not reach the AI endpoint ({type(exc).__name__})", retryable=True
@@ -97,10 +113,30 @@ class ChatHttp:
 
 @dataclass(frozen=True)
 class Reply:
-    """A 200 answer: its body, and the provider's rate-limit headers read (a streamed answer has both too)."""
+    """A 200 answer: its body (empty when streamed), the provider's rate-limit headers read, and the
+    completion a stream added up to (None when the answer came in one piece)."""
 
     payload: bytes
     limits: RateLimits
+    streamed: dict[str, Any] | None = None
+
+
+async def _refuses_stream(response: aiohttp.ClientResponse) -> bool:
+    """Whether an HTTP 400 or 422 says the server does not take `stream` (or `stream_options`): OpenAI-style
+    servers name the parameter in `error.param` or in the message."""
+    body = bytearray()
+    while len(body) < MAX_ERROR_BYTES and (part := await response.content.read(MAX_ERROR_BYTES - len(body))):
+        body += part  # read() returns what has arrived: a body sent in pieces is read to its end
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError, RecursionError):
+        return False
+    if isinstance(error, str):
+        return bool(_STREAM_WORD.search(error))
+    if not isinstance(error, dict):
+        return False
+    return error.get("param") in ("stream", "stream_options") or bool(
+        _STREAM_WORD.search(str(error.get("message") or "")))
 
 
 @dataclass(frozen=True)

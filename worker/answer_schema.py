@@ -5,7 +5,8 @@ whose `based_on` may only name the ids in `citable` (an enum: a model cannot cit
 not exist); `citable_ids(assessment)` is that list for an assessment, its question_ids and "goals" when
 it has goals. The schema is in the subset strict mode accepts (`strict_schema`). It only shapes the
 answer: the business rules every answer must pass afterwards live in worker.models.RecommendationSet,
-and `ground` drops every cited id outside `citable`, for servers that do not enforce the schema.
+and `ground` (`ground_recommendation` for one) drops every cited id outside `citable`, for servers that
+do not enforce the schema.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.models import GOALS, Assessment, RecommendationSet
+from worker.models import GOALS, Assessment, Recommendation, RecommendationSet
 
 
 class _WireRecommendation(BaseModel):
@@ -98,9 +99,13 @@ def response_format(citable: Sequence[str]) -> dict[str, Any]:
 
 def ground(recommendations: RecommendationSet, citable: Collection[str]) -> RecommendationSet:
     """`recommendations` with every based_on limited to `citable`, each id once, in the order cited."""
-    allowed = set(citable)
-    grounded = [
-        item.model_copy(update={"based_on": [i for i in dict.fromkeys(item.based_on) if i in allowed]})
-        for item in recommendations.recommendations
-    ]
+    grounded = [ground_recommendation(item, citable) for item in recommendations.recommendations]
     return recommendations.model_copy(update={"recommendations": grounded})
+
+
+def ground_recommendation(recommendation: Recommendation, citable: Collection[str]) -> Recommendation:
+    """`recommendation` with based_on limited to `citable`, each id once, in the order cited (a streamed draft
+    is grounded one at a time: worker/drafts.py)."""
+    allowed = citable if isinstance(citable, (set, frozenset)) else set(citable)
+    return recommendation.model_copy(
+        update={"based_on": [i for i in dict.fromkeys(recommendation.based_on) if i in allowed]})

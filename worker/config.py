@@ -40,6 +40,8 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
                             "project in US dollars (a number above 0, e.g. 25), or leave it unset for no budget."),
     "ai_user_id_hmac_key": ("AI_USER_ID_HMAC_KEY", "Set a random secret of at least 32 characters (e.g. "
                             "'openssl rand -hex 32'), or leave it unset to derive one from OPENAI_API_KEY."),
+    "ai_stream": ("AI_STREAM", "Set true to stream recommendations to their owner as the model writes them, or "
+                  "false to ask for the whole answer at once."),
     "cache_ttl_seconds": ("CACHE_TTL_SECONDS", "Set seconds to reuse AI results (0 turns the cache off)."),
     "shutdown_grace_seconds": ("WORKER_SHUTDOWN_GRACE_SECONDS", "Set seconds to finish jobs on SIGTERM, 0-600, at "
                                "least AI_DEADLINE_SECONDS (a few seconds more leaves time to commit)."),
@@ -82,6 +84,8 @@ class Settings(BaseModel):
     # The key of the HMAC that turns a user id into the provider's safety_identifier; unset: derived from
     # OPENAI_API_KEY (worker/ai.py).
     ai_user_id_hmac_key: Annotated[SecretStr, Field(min_length=32)] | None = None
+    # Ask for a stream and send each finished recommendation to its owner before the commit (worker/drafts.py).
+    ai_stream: bool = True
     cache_ttl_seconds: Annotated[float, Field(ge=0)] = 86400.0
     # Longer than the AI deadline plus a commit: a job in flight at SIGTERM finishes instead of being paid
     # for twice (its AI call thrown away and made again by the next worker).

@@ -8,11 +8,11 @@ extending it (it crashed, or lost the database for longer than the lease); a cra
 back when their lease ends.
 
 The parts: worker/intake.py (read and triage), worker/pipeline.py (AI or fallback), worker/admission.py
-(when AI calls may start), worker/committer.py (batched commits), worker/leases.py, worker/listener.py
-(NOTIFY), worker/health.py. This module runs them, supervises the background ones (one that dies stops the
-worker, naming it), owns the jobs in flight, and shuts down in order: stop reading, give back the jobs
-still waiting for provider capacity, let the others finish within the grace, cancel the rest, let their
-commits end, then release their leases.
+(when AI calls may start), worker/drafts.py (the owner's streamed drafts), worker/committer.py (batched
+commits), worker/leases.py, worker/listener.py (NOTIFY), worker/health.py. This module runs them,
+supervises the background ones (one that dies stops the worker, naming it), owns the jobs in flight, and
+shuts down in order: stop reading, give back the jobs still waiting for provider capacity, let the others
+finish within the grace, cancel the rest, let their commits end, then release their leases.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from worker.committer import Committer
 from worker.config import Settings
 from worker.db import AiLimits, CommitOutcome, Database, Message, ResultRow
 from worker.db_errors import describe
+from worker.drafts import DraftSender
 from worker.exceptions import BackgroundTaskDied, DatabaseRefused, DatabaseUnavailable, LeaseLost, ShuttingDown
 from worker.failures import fail_attempt
 from worker.health import Health
@@ -210,9 +211,13 @@ class Consumer:
         give_back = False
         try:
             async with self.leases.hold(message):
-                caller = Caller(job.assessment.user_id, self.gate.for_job(message))
-                outcome = await produce_outcome(job.assessment, job.prompt, job.cache_key, job.cached,
-                                                self.recommender, caller)
+                drafts = DraftSender(self.db, message, job.prompt.citable)
+                caller = Caller(job.assessment.user_id, self.gate.for_job(message), drafts)
+                try:
+                    outcome = await produce_outcome(job.assessment, job.prompt, job.cache_key, job.cached,
+                                                    self.recommender, caller)
+                finally:
+                    await drafts.close()  # before the commit: no draft follows recommendation_completed
                 stage = "commit"
                 result, outcome = await self._commit(job, outcome, started)
             self._finished(job, outcome, result, started)

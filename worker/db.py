@@ -249,6 +249,13 @@ class Database:
         rows = await self._fetch("release_leases", _leases(messages), durable=False)
         return {row["msg_id"] for row in rows}
 
+    async def broadcast_drafts(self, message: Message, drafts: Sequence[dict[str, Any]]) -> int:
+        """Send `drafts` ({index, recommendation}) to the owner of the job holding `message`'s lease; how many
+        were sent (0: the lease or the processing status is gone). Without a flush: a draft is a hint."""
+        [row] = await self._fetch("broadcast_drafts", {"msg_id": message.msg_id, "read_ct": message.read_ct,
+                                                       "drafts": Jsonb(list(drafts))}, durable=False)
+        return int(row["sent"])
+
     async def find_cached(self, cache_keys: Sequence[str], ttl_seconds: float) -> dict[str, dict[str, Any]]:
         """{cache_key: the newest AI result for it younger than ttl_seconds}, one query for a batch."""
         rows = await self._fetch("find_cached", {"cache_keys": list(cache_keys), "ttl": ttl_seconds}, durable=False)

@@ -3,6 +3,8 @@
 The one source of the event contract. `assessment_submitted` is sent by the enqueue trigger to pgmq
 queue `assessment_submitted`. The status events are broadcast by the database (Realtime Broadcast) to
 the private topics `assessment:<id>` and `user:<user_id>`; the Broadcast event name is the `type`.
+`recommendation_streamed` (a draft: one recommendation the model has finished writing, before the commit)
+goes to `assessment:<id>` only, through private.broadcast_recommendation_drafts (worker/drafts.py).
 `scripts/gen-contract` writes their JSON Schemas into docs/events.md and their TypeScript types into
 docs/frontend.md (tests/unit/test_contract.py fails when those drift); tests/integration/test_events.py
 checks that the SQL that produces them produces exactly this.
@@ -21,6 +23,8 @@ from typing import Literal, get_args
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from worker.models import Recommendation
 
 StatusEventType = Literal["assessment_processing", "recommendation_completed", "assessment_failed"]
 STATUS_EVENT_TYPES: tuple[str, ...] = get_args(StatusEventType)
@@ -56,3 +60,23 @@ class AssessmentStatusChanged(BaseModel):
     started_at: datetime | None = Field(description="When the worker last started on it.")
     completed_at: datetime | None = Field(description="When it reached completed or failed.")
     occurred_at: datetime = Field(description="When the transition happened (the time of its transaction).")
+
+
+class RecommendationStreamed(BaseModel):
+    """A draft: one recommendation the model has finished writing and that passed its schema, sent before the
+    result is committed. The committed row stays the one truth: `recommendation_completed` supersedes every
+    draft of the assessment, and a draft of an older `attempt` is stale."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", title="recommendation_streamed")
+
+    type: Literal["recommendation_streamed"] = Field(description="Also the Broadcast event name.")
+    version: Literal[1] = Field(description="Contract version; a consumer rejects versions it does not know.")
+    assessment_id: UUID = Field(description="public.test_assessment.id")
+    user_id: UUID = Field(description="The owner (auth.users.id).")
+    attempt: int = Field(description="The assessment's attempt (test_assessment.attempts) this draft belongs to; "
+                                     "drop drafts of a lower attempt.")
+    index: int = Field(description="0-based position of the recommendation in the model's answer (the stored "
+                                   "result is sorted by priority, so its order may differ).")
+    recommendation: Recommendation = Field(description="The same shape as an element of "
+                                                       "result_test.recommendations.")
+    occurred_at: datetime = Field(description="When it was sent (the time of its transaction).")

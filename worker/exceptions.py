@@ -6,6 +6,7 @@
     ├── DatabaseUnavailable  transient: the database cannot do it right now; retry later
     ├── DatabaseRefused      permanent: a grant, an object or a limit is missing; an operator must act
     ├── AiAttemptFailed      one try of the AI step failed (retryable or not)
+    │   └── StreamRefused    the server does not take `stream`: ask it again without streaming
     ├── AiUnavailable        the AI could not produce usable recommendations (reason says why)
     ├── LeaseLost            the job's message was delivered again since its lease; its new holder owns it
     └── ShuttingDown         the worker is stopping: a job waiting for provider capacity gives its job back
@@ -54,6 +55,13 @@ class AiAttemptFailed(WorkerError):
         self.message = message
         self.retryable = retryable
         self.wait = wait
+
+
+class StreamRefused(AiAttemptFailed):
+    """The AI server refused `stream: true` (HTTP 400 or 422 naming it); it is asked again without it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("client_error", message, retryable=False)
 
 
 class LeaseLost(WorkerError):

@@ -109,7 +109,7 @@ LISTEN_CONNECTED = Gauge(
 )
 # What the worker retries when the database refuses or is away; each is also logged.
 DATABASE_OPERATIONS = ("take", "commit", "extend_leases", "release_leases", "acknowledge", "cache_lookup",
-                       "record_failure", "dead_letter", "readiness", "admit", "settle")
+                       "record_failure", "dead_letter", "readiness", "admit", "settle", "drafts")
 # transient: retried; permanent: an operator must act (a grant, a migration); bug: neither (worker/db_errors.py).
 DATABASE_ERROR_KINDS = ("transient", "permanent", "bug")
 DATABASE_ERRORS = Counter(
@@ -135,6 +135,16 @@ FENCED_WRITES = Counter(
 )
 for _operation in FENCED_OPERATIONS:
     FENCED_WRITES.labels(_operation)
+# What became of each recommendation the model finished writing in a streamed answer (worker/drafts.py).
+DRAFT_OUTCOMES = ("sent", "not_processing", "invalid", "failed", "superseded")
+DRAFTS = Counter(
+    "assessment_drafts_total", "Streamed recommendations, by outcome: sent to the owner, not_processing (the lease "
+    "or the processing status was gone), invalid (broke the recommendation rules), failed (the database refused "
+    "or did not answer in time), superseded (not sent yet when the answer was complete).", ["outcome"],
+    registry=REGISTRY,
+)
+for _outcome in DRAFT_OUTCOMES:
+    DRAFTS.labels(_outcome)
 READY = Gauge(
     "assessment_worker_ready", "1 when the last readiness check (/ready, and every queue-metrics refresh) passed.",
     registry=REGISTRY,

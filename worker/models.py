@@ -37,6 +37,7 @@ AnswerValue = (
 # What a recommendation's based_on may name besides question_ids: the goals in context.goals.
 GOALS = "goals"
 MAX_CITED = 101  # every answer of the largest assessment, and the goals
+MAX_RECOMMENDATIONS = 10  # in one result (the database checks it too: recommendations_are_valid)
 
 ScaleBound = Annotated[StrictInt, Field(ge=-10**9, le=10**9)] | Annotated[StrictFloat, Field(ge=-1e9, le=1e9)]
 
@@ -185,7 +186,7 @@ class RecommendationSet(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     summary: Annotated[str, StringConstraints(strip_whitespace=True, min_length=10, max_length=2000)]
-    recommendations: list[Recommendation] = Field(min_length=1, max_length=10)
+    recommendations: list[Recommendation] = Field(min_length=1, max_length=MAX_RECOMMENDATIONS)
 
 
 Source = Literal["ai", "fallback", "cache"]

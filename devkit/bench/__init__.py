@@ -6,7 +6,8 @@ Sections: submit (users' inserts vs plain inserts), drain (worker processes drai
 while they were frozen: jobs/s, CPU per job, scale-out), latency (insert commit to result commit at
 100/s), slow_ai (concurrency and memory with a 2 s AI), status_check (a user's read over many rows),
 ai_client (the AI client's CPU), provider_limit (a burst against a provider that enforces a request limit,
-and what admitting each AI call costs the database). --against DIR runs drain and latency with another
+and what admitting each AI call costs the database), streaming (how soon the first streamed recommendation
+reaches its owner, and what streaming costs the worker in CPU). --against DIR runs drain and latency with another
 tree's worker too, alternating, to measure a change side by side.
 What each figure means and what bounds it: docs/performance.md.
 

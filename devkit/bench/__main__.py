@@ -15,11 +15,12 @@ from typing import Any
 
 from devkit import localdb
 from devkit.bench import __doc__ as USAGE
-from devkit.bench import against, ai_client, filter_cost, provider_limit, sections, status_check
+from devkit.bench import against, ai_client, filter_cost, provider_limit, sections, status_check, streaming
 from devkit.bench.report import TARGETS, table
 from devkit.bench.run import CLIENTS, FULL, QUICK, Bench
 
-SECTIONS = ("submit", "drain", "latency", "slow_ai", "status_check", "ai_client", "provider_limit", "filter_cost")
+SECTIONS = ("submit", "drain", "latency", "slow_ai", "status_check", "ai_client", "provider_limit", "filter_cost",
+            "streaming")
 
 
 def worker_counts(raw: str) -> list[int]:
@@ -87,6 +88,8 @@ def main(argv: list[str]) -> int:
             report["filter_cost"] = filter_cost.filter_cost(bench)
         if "ai_client" in wanted:
             report["ai_client"] = ai_client.compare(calls=1000 if args.quick else 3000)
+        if "streaming" in wanted:
+            report["streaming"] = streaming.streaming(bench)
         if "provider_limit" in wanted:
             report["provider_limit"] = provider_limit.provider_limit(bench)
         if args.against is not None:

@@ -18,6 +18,8 @@ TARGETS = {
     "provider_goodput_ratio": 0.9,
     "provider_rejected_share": 0.02,
     "provider_fallback_share": 0.0,
+    "streaming_first_ratio": 0.25,
+    "streaming_extra_cpu_ms_per_job": 0.3,
 }
 
 
@@ -94,6 +96,17 @@ def rows(report: dict[str, Any]) -> list[tuple[str, ...]]:
                           ("all set", "everything_set_database_cpu_ms_per_call")):
             out.append((f"admit + settle, {name}: database CPU ms/call", f"{base:.3f} 2 x select 1",
                         f"{cost[key]:.3f}", f"{cost[key] / base:.1f}", "", ""))
+    if streamed := report.get("streaming"):
+        out.append(("streaming: first recommendation p50, ms", f"{streamed['completed_ms_p50']:.0f} completed",
+                    f"{streamed['first_recommendation_ms_p50']:.0f}", f"{streamed['ratio']:.2f}",
+                    f"<= {t['streaming_first_ratio']} x completed",
+                    verdict(streamed["ratio"] <= t["streaming_first_ratio"])))
+        cost = streamed["cpu"]
+        out.append(("streaming: worker CPU ms/job", f"{cost['unstreamed_cpu_ms_per_job']:.2f} AI_STREAM=false",
+                    f"{cost['streamed_cpu_ms_per_job']:.2f}",
+                    f"{cost['streamed_cpu_ms_per_job'] / cost['unstreamed_cpu_ms_per_job']:.2f}",
+                    f"<= +{t['streaming_extra_cpu_ms_per_job']} ms",
+                    verdict(cost["extra_cpu_ms_per_job"] <= t["streaming_extra_cpu_ms_per_job"])))
     if compared := report.get("against"):
         this, other = compared["this"], compared["other"]
         for key, label in (("jobs_per_second", "drain, 1 worker: jobs/s"),
@@ -145,6 +158,12 @@ def table(report: dict[str, Any]) -> str:
         notes.append(f"admission, one client: {cost['per_second']:.0f} admit + settle pairs/s with nothing set, "
                      f"{cost['everything_set_per_second']:.0f} with everything set, against "
                      f"{cost['baseline_per_second']:.0f} pairs of select 1")
+    if streamed := report.get("streaming"):
+        cost = streamed["cpu"]
+        notes.append(f"streaming: {streamed['assessments']} assessments, "
+                     f"{streamed['drafts_per_assessment']:.1f} drafts each; drain jobs/s "
+                     f"{cost['unstreamed_jobs_per_second']:.0f} AI_STREAM=false, "
+                     f"{cost['streamed_jobs_per_second']:.0f} AI_STREAM=true")
     if fc := report.get("filter_cost"):
         slowest = sorted(fc["filters"].items(), key=lambda item: -item[1]["ms"])[:4]
         notes.append(f"filter_cost: statement_timeout {fc['statement_timeout']}, worst {fc['worst_ms']:.0f} ms per "

@@ -114,13 +114,15 @@ def profiled(pid: int, output: str | None) -> Iterator[None]:
         note(f"py-spy wrote {output}")
 
 
-def drain(bench: Bench, workers: int, ai: FakeAiProcess, profile: str | None = None, source: Path = REPO
-          ) -> dict[str, Any]:
-    """`workers` worker processes drain a queue that pgbench filled while they were frozen (SIGSTOP)."""
+def drain(bench: Bench, workers: int, ai: FakeAiProcess, profile: str | None = None, source: Path = REPO,
+          **env: str) -> dict[str, Any]:
+    """`workers` worker processes (with `env` on top of the defaults) drain a queue that pgbench filled while
+    they were frozen (SIGSTOP)."""
     jobs = bench.plan.drain_jobs - bench.plan.drain_jobs % CLIENTS
-    note(f"drain: {jobs} queued jobs, {workers} worker process(es), instant AI")
+    settings = "".join(f", {name}={value}" for name, value in env.items())
+    note(f"drain: {jobs} queued jobs, {workers} worker process(es), instant AI{settings}")
     bench.reset()
-    group = [bench.worker(f"drain-{workers}-{i}", ai, source=source) for i in range(workers)]
+    group = [bench.worker(f"drain-{workers}-{i}", ai, source=source, **env) for i in range(workers)]
     try:
         with frozen(group):
             pgbench.run(bench.api_url, pgbench.USER_INSERT, clients=CLIENTS, transactions=jobs // CLIENTS,

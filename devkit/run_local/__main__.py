@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -15,9 +16,9 @@ import psycopg
 from dotenv import load_dotenv
 
 from devkit import REPO, localdb
-from devkit.processes import WorkerExited, WorkerProcess
+from devkit.processes import FakeAiProcess, WorkerExited, WorkerProcess
 from devkit.run_local import __doc__ as USAGE
-from devkit.run_local.display import clock, result_block, say, status_line
+from devkit.run_local.display import clock, draft_line, result_block, say, status_line
 from devkit.run_local.feed import Refused, User
 from devkit.samples import EXAMPLES
 from devkit.users import ensure_user
@@ -31,6 +32,12 @@ SAMPLES = (  # (email, name, assessment file)
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
+
+# The fake AI (--ai fake): about 50 tokens a second, six recommendations (about 1,900 characters: some 10 s,
+# well within the worker's AI_DEADLINE_SECONDS of 25).
+FAKE_CHARS_PER_SECOND = 200
+FAKE_RECOMMENDATIONS = 6
+FAKE_MODEL = "fake-model"
 
 
 class RunError(Exception):
@@ -46,6 +53,7 @@ class Started:
     """What this run started, and so must stop."""
 
     database: bool = False
+    ai: FakeAiProcess | None = None
     worker: WorkerProcess | None = None
 
 
@@ -66,12 +74,46 @@ def ops_port() -> int:
     return port
 
 
-def describe_ai() -> str:
-    if not os.environ.get("OPENAI_API_KEY", "").strip():
-        return "fallback recommendations (OPENAI_API_KEY is not set)"
+def has_key() -> bool:
+    return bool(os.environ.get("OPENAI_API_KEY", "").strip())
+
+
+def ai_mode(requested: str | None) -> str:
+    """"key" (OPENAI_API_KEY's model), "fake" or "fallback": --ai wins, else the key if set, else the fake."""
+    return requested or ("key" if has_key() else "fake")
+
+
+def describe_ai(mode: str, fake_url: str = "") -> str:
+    if mode == "fake":
+        return (f"the devkit's fake OpenAI at {fake_url}, streaming at about {FAKE_CHARS_PER_SECOND // 4} tokens/s "
+                "(set OPENAI_API_KEY to use a real model; --ai fallback for none)")
+    if mode == "fallback":
+        return "fallback recommendations (--ai fallback)"
     model = os.environ.get("OPENAI_MODEL", "").strip() or "gpt-4o-mini"
     base_url = os.environ.get("OPENAI_BASE_URL", "").strip() or "api.openai.com"
     return f"{model} at {base_url}"
+
+
+def ai_environment(mode: str, started: Started) -> dict[str, str]:
+    """The worker's AI settings for `mode`; starts the fake AI for "fake"."""
+    if mode == "fallback":
+        return {"OPENAI_API_KEY": ""}
+    if mode != "fake":
+        return {}
+    # A Ctrl-C in the terminal signals the whole foreground process group, but the fake must outlive the
+    # worker's drain (stop() ends it after the worker): it starts with SIGINT blocked, which a child keeps
+    # across exec. Blocked here too until started.ai is set, so a Ctrl-C now cannot leave it running.
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        started.ai = FakeAiProcess(chars_per_second=FAKE_CHARS_PER_SECOND, recommendations=FAKE_RECOMMENDATIONS)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    if not started.ai.url:
+        raise RunError(f"The fake AI (python -m devkit.fake_openai) did not start: exit status "
+                       f"{started.ai.process.poll()}; its error is above.")
+    # Any non-empty key; no cache: a cached answer of the fake would skip the stream there is to watch.
+    return {"OPENAI_API_KEY": "fake-key-for-make-run", "OPENAI_BASE_URL": started.ai.url,
+            "OPENAI_MODEL": FAKE_MODEL, "CACHE_TTL_SECONDS": "0"}
 
 
 def follow(users: list[User], pending: dict[str, User], types: dict[str, str], once: bool, timeout: float,
@@ -85,10 +127,17 @@ def follow(users: list[User], pending: dict[str, User], types: dict[str, str], o
             raise RunError(f"The worker exited with status {worker.process.returncode}. Last lines of "
                            f"{WORKER_LOG}:\n{worker.log_tail()}")
         arrived = [(row, user) for user in users for row in user.new_messages()]
-        # The two users' topics interleave: print in the order things happened.
-        arrived.sort(key=lambda item: (item[0]["inserted_at"], str(_field(item[0]["payload"], "occurred_at"))))
+        # Drafts after the status events: a draft is committed before its assessment's completion, so every
+        # draft of an assessment whose completion was just read is read now too.
+        arrived += [(row, user) for user in users for row in user.new_drafts()]
+        # The topics interleave: print in the order things happened.
+        arrived.sort(key=lambda item: (item[0]["inserted_at"], str(_field(item[0]["payload"], "occurred_at")),
+                                       str(_field(item[0]["payload"], "index"))))
         for row, user in arrived:
             assessment_id = _field(row["payload"], "assessment_id")
+            if row["event"] == "recommendation_streamed":
+                say(draft_line(user.name, types.get(str(assessment_id), ""), row["payload"]))
+                continue
             if isinstance(assessment_id, str) and assessment_id not in types:
                 types[assessment_id] = user.assessment_type(assessment_id)  # submitted outside this run
             kind = types.get(str(assessment_id), "")
@@ -96,6 +145,7 @@ def follow(users: list[User], pending: dict[str, User], types: dict[str, str], o
             say(text)
             if assessment_id is None or status not in ("completed", "failed"):
                 continue
+            user.unfollow_drafts(assessment_id)
             if status == "completed":
                 say(result_block(user.email, kind, assessment_id, user.result(assessment_id)))
             else:
@@ -130,9 +180,11 @@ def run(args: argparse.Namespace, started: Started) -> int:
         started.database = True
     admin_url = localdb.up()
     say(f"  database: {admin_url}")
-    say(f"Starting the worker as assessment_worker; AI: {describe_ai()}")
+    mode = ai_mode(args.ai)
+    ai_settings = ai_environment(mode, started)
+    say(f"Starting the worker as assessment_worker; AI: {describe_ai(mode, ai_settings.get('OPENAI_BASE_URL', ''))}")
     started.worker = worker = WorkerProcess(
-        WORKER_LOG, {"DATABASE_URL": localdb.url("assessment_worker"), "WORKER_OPS_PORT": str(port)},
+        WORKER_LOG, {"DATABASE_URL": localdb.url("assessment_worker"), "WORKER_OPS_PORT": str(port)} | ai_settings,
         new_session=True)
     try:
         worker.wait_ready()
@@ -162,6 +214,7 @@ def run(args: argparse.Namespace, started: Started) -> int:
                     return EXIT_FAILED
                 continue
             pending[str(assessment_id)] = user
+            user.follow_drafts(str(assessment_id))
             types[str(assessment_id)] = kind
             say(f"{clock(created_at)}  {user.name:<6} {kind:<10} {str(assessment_id)[:8]}  queued      "
                 f"submitted {path.relative_to(REPO)} as {user.email}")
@@ -183,6 +236,15 @@ def stop(started: Started, status: int) -> int:
         say(f"Worker stopped (exit status {code}).")
         if code not in (0, -signal.SIGTERM) and status == EXIT_OK:
             status = EXIT_FAILED
+    if started.ai is not None:
+        try:
+            started.ai.stop()
+        except subprocess.TimeoutExpired:
+            started.ai.process.kill()
+            started.ai.process.wait()
+        if started.ai.process.stdout is not None:
+            started.ai.process.stdout.close()
+        say("Fake AI stopped.")
     if started.database:
         try:
             localdb.down()
@@ -198,6 +260,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--once", action="store_true", help="exit when the sample assessments are finished")
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="with --once: seconds to wait for the samples (default 60)")
+    parser.add_argument("--ai", choices=("fake", "fallback"),
+                        help="fake: the devkit's fake OpenAI, streaming (the default without OPENAI_API_KEY); "
+                             "fallback: no AI, the worker's fallback recommendations. Either wins over "
+                             "OPENAI_API_KEY")
     args = parser.parse_args(argv)
     load_dotenv(REPO / ".env", override=False)  # real environment variables win, as in the worker
 

@@ -1,4 +1,4 @@
-"""What `make run` prints: one line per status change, and each result as its owner would read it."""
+"""What `make run` prints: one line per status change and per draft, and each result as its owner would read it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ import textwrap
 from contextlib import suppress
 from typing import Any
 
+from pydantic import ValidationError
+
 from devkit.clients.output import describe_event, format_result
+from worker.events import RecommendationStreamed
+
+TITLE_WIDTH = 60
 
 
 def say(message: str = "") -> None:
@@ -54,6 +59,22 @@ def status_line(name: str, kind: str, payload: object) -> tuple[str, str | None,
     if event.status == "completed":
         text += f"  source {payload.get('source') or 'unknown'}"
     return text, event.status, event.assessment_id
+
+
+def draft_line(name: str, kind: str, payload: object) -> str:
+    """One line per recommendation_streamed draft (its number is its 1-based place in the model's answer)."""
+    try:
+        # realtime.send adds the message id to every payload; it is Realtime's, not part of the event.
+        draft = RecommendationStreamed.model_validate(
+            {key: value for key, value in payload.items() if key != "id"} if isinstance(payload, dict) else payload)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "draft"
+        return f"{clock()}  {name:<6} malformed draft ({where}: {error['msg']})"
+    recommendation = draft.recommendation
+    title = textwrap.shorten(recommendation.title, TITLE_WIDTH, placeholder=" …")
+    return (f"{clock(draft.occurred_at)}  {name:<6} {kind:<10} {str(draft.assessment_id)[:8]}  "
+            f"{f'draft {draft.index + 1}':<10}  priority {recommendation.priority}  {title}")
 
 
 def result_block(email: str, kind: str, assessment_id: str, result: dict[str, Any] | None) -> str:

@@ -1,8 +1,9 @@
-"""A demo user's view of the product: submit as the user, and follow the private topic user:<uid>.
+"""A demo user's view of the product: submit as the user, follow the private topic user:<uid> (status
+changes) and the topic assessment:<id> of each assessment it is waiting for (drafts).
 
 Every read here runs as the user (devkit.postgrest.acting_as), so RLS decides what is seen, exactly as
 for a supabase-js client; reading the topic's rows of realtime.messages with realtime.topic set is what
-Realtime checks when the user joins the private channel.
+Realtime checks when the user joins the private channel. One query per topic.
 """
 
 from __future__ import annotations
@@ -29,38 +30,67 @@ class Refused(Exception):
 
 
 @dataclass
+class Topic:
+    """A private topic being followed: `cursor` is the newest realtime.messages.inserted_at seen on it."""
+
+    name: str
+    cursor: dt.datetime | None = None
+    seen: set[str] = field(default_factory=set)
+
+
+@dataclass
 class User:
     name: str
     email: str
     id: uuid.UUID
     conn: psycopg.Connection[Any]  # logged in as authenticator, as PostgREST is
-    cursor: dt.datetime | None = None  # newest realtime.messages.inserted_at seen on the topic
-    seen: set[str] = field(default_factory=set)
+    inbox: Topic = field(init=False)  # user:<uid>: the status changes of all the user's assessments
+    drafts: dict[str, Topic] = field(default_factory=dict)  # assessment id -> assessment:<id>, while followed
+
+    def __post_init__(self) -> None:
+        self.inbox = Topic(f"user:{self.id}")
 
     @property
     def topic(self) -> str:
-        return f"user:{self.id}"
+        return self.inbox.name
 
     def skip_history(self) -> None:
         """Follow from now on: messages of earlier runs (also inside the overlap window) are history."""
         with acting_as(self.conn, self.id, topic=self.topic) as cur:
             cur.execute("select max(inserted_at) as newest from realtime.messages where topic = %s", (self.topic,))
             row = cur.fetchone()
-        self.cursor = row["newest"] if row else None
+        self.inbox.cursor = row["newest"] if row else None
         self.new_messages()
 
     def new_messages(self) -> list[dict[str, Any]]:
-        since = (self.cursor - OVERLAP) if self.cursor else dt.datetime.min
-        with acting_as(self.conn, self.id, topic=self.topic) as cur:
+        """New messages on user:<uid> (the status events)."""
+        return self._read(self.inbox)
+
+    def follow_drafts(self, assessment_id: str) -> None:
+        """Also read assessment:<id> (a new assessment: no history to skip) until `unfollow_drafts`."""
+        self.drafts.setdefault(assessment_id, Topic(f"assessment:{assessment_id}"))
+
+    def unfollow_drafts(self, assessment_id: str) -> None:
+        self.drafts.pop(assessment_id, None)
+
+    def new_drafts(self) -> list[dict[str, Any]]:
+        """New recommendation_streamed messages on the followed assessment:<id> topics. The status events
+        there are the ones user:<uid> carries too, so they are left out."""
+        return [row for topic in list(self.drafts.values()) for row in self._read(topic, "recommendation_streamed")]
+
+    def _read(self, topic: Topic, event: str | None = None) -> list[dict[str, Any]]:
+        since = (topic.cursor - OVERLAP) if topic.cursor else dt.datetime.min
+        with acting_as(self.conn, self.id, topic=topic.name) as cur:
             cur.execute(
                 "select id, inserted_at, event, payload from realtime.messages "
-                "where topic = %s and extension = 'broadcast' and inserted_at > %s order by inserted_at, id",
-                (self.topic, since),
+                "where topic = %s and extension = 'broadcast' and inserted_at > %s "
+                "and (%s::text is null or event = %s) order by inserted_at, id",
+                (topic.name, since, event, event),
             )
-            rows = [row for row in cur.fetchall() if str(row["id"]) not in self.seen]
+            rows = [row for row in cur.fetchall() if str(row["id"]) not in topic.seen]
         for row in rows:
-            self.seen.add(str(row["id"]))
-            self.cursor = max(self.cursor or row["inserted_at"], row["inserted_at"])
+            topic.seen.add(str(row["id"]))
+            topic.cursor = max(topic.cursor or row["inserted_at"], row["inserted_at"])
         return rows
 
     def submit(self, path: Path) -> tuple[uuid.UUID, str, dt.datetime]:

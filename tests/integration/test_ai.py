@@ -92,6 +92,8 @@ async def test_ai_request_uses_strict_json_schema_and_the_prompt(
     assert request.body["messages"] == PROMPT.messages()
     # The strict schema of this assessment: based_on may only name its own ids (tests/unit/test_answer_schema.py).
     assert request.body["response_format"] == PROMPT.response_format
+    # Streamed by default (AI_STREAM), with the usage in the stream's last chunk.
+    assert request.body["stream"] is True and request.body["stream_options"] == {"include_usage": True}
 
 
 async def test_ai_without_api_key_is_not_configured_and_sends_nothing(
@@ -168,11 +170,12 @@ async def test_ai_persistent_500_is_server_error_after_max_attempts(
         (status(422), "client_error", 1),
     ],
 )
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "in-one-piece"])
 async def test_ai_failure_modes_map_to_reasons(
-    fake: FakeOpenAI, make: MakeRecommender, behaviour: Any, reason: str, requests: int
+    fake: FakeOpenAI, make: MakeRecommender, behaviour: Any, reason: str, requests: int, stream: bool
 ) -> None:
     fake.default = behaviour
-    error, elapsed = await _fails(make().recommend(PROMPT))
+    error, elapsed = await _fails(make(stream=stream).recommend(PROMPT))
     assert error.reason == reason
     assert len(fake.requests) == requests
     assert elapsed <= 5.0 + MARGIN

@@ -156,12 +156,19 @@ async def test_worker_broadcasts_and_last_error_carry_no_ai_or_internal_text(
     admin: psycopg.Connection, database_url: str, fake: FakeOpenAI
 ) -> None:
     secret = f"internal {uuid.uuid4()}"
-    fake.default = completion(json.dumps(recommendations(title=secret)))
+    answer = recommendations(title=secret)
+    answer["recommendations"].append(answer["recommendations"][0] | {"title": "Review every month"})
+    fake.default = completion(json.dumps(answer))
+    fake.chars_per_second = 1000  # a paced stream, so drafts go out (an answer all at once sends none)
     user = create_user(admin)
     [assessment_id] = submit(admin, user, [{"assessment_type": "career", "answers": answers(803)}])
     settings = settings_for(database_url, cache_ttl_seconds=0)
     async with running_worker(settings, recommender_for(settings, fake.base_url)):
         await wait_for_status(database_url, [assessment_id])
-    payloads = await fetch(database_url, "select payload::text as text from realtime.messages where topic = %s",
-                           (f"assessment:{assessment_id}",))
-    assert payloads and not [p for p in payloads if secret in p["text"]]
+    payloads = await fetch(database_url, "select event, payload::text as text, (payload - 'recommendation')::text "
+                           "as envelope from realtime.messages where topic = %s", (f"assessment:{assessment_id}",))
+    statuses = [p for p in payloads if p["event"] != "recommendation_streamed"]
+    assert statuses and not [p for p in statuses if secret in p["text"]]
+    # A draft carries the AI's text only as the recommendation itself, the one the owner reads in the result.
+    drafts = [p for p in payloads if p["event"] == "recommendation_streamed"]
+    assert drafts and not [p for p in drafts if secret in p["envelope"]]

@@ -36,7 +36,7 @@ def test_the_hook_is_exported_with_the_states_a_screen_shows() -> None:
     union = hook().split("export type AssessmentView =", 1)[1].split("\n\n", 1)[0]
     states = re.findall(r"\{ state: '([\w ]+)'", union)
     assert {"queued", "processing", "completed", "failed"} <= set(states), states
-    assert "DRAFTS:" in union, "the place where streamed drafts will slot in is marked in the states"
+    assert re.search(r"\{ state: 'processing'; attempts: number; drafts: \w+\[\] \}", union), "drafts shown"
 
 
 def test_the_hook_reads_the_row_on_every_subscribed() -> None:
@@ -47,7 +47,9 @@ def test_the_hook_reads_the_row_on_every_subscribed() -> None:
     assert body.index("supabase.realtime.setAuth()") < body.index("channel.subscribe("), "the JWT before the join"
     for event in ("recommendation_completed", "assessment_failed"):
         assert re.search(rf"event: '{event}' \}}, \(\) => void readRow\(\)", body), f"{event} reads the row"
-    assert "DRAFTS:" in body, "the place for the streamed-draft handler is marked on the channel"
+    drafts = re.search(r"event: 'recommendation_streamed' \}, \(\{ payload \}\) => \{\n(.*?)\n      \}\)", body, re.S)
+    assert drafts, "the channel shows streamed drafts"
+    assert "isRecommendationStreamed(payload)" in drafts[1], "a draft is checked against the contract"
 
 
 def test_the_hook_removes_its_channel_in_the_effects_cleanup() -> None:

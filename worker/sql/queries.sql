@@ -136,6 +136,11 @@ from held
 where q.msg_id = held.msg_id
 returning q.msg_id;
 
+-- name: broadcast_drafts
+-- Send a job's streamed drafts to its owner (recommendation_streamed, worker/drafts.py); returns how many
+-- were sent: 0 when the message was delivered again since or the assessment is no longer processing.
+select private.broadcast_recommendation_drafts(%(msg_id)s::bigint, %(read_ct)s::integer, %(drafts)s::jsonb) as sent;
+
 -- name: find_cached
 -- For each cache key, the newest AI result for the same prompt and model younger than ttl seconds.
 select distinct on (cache_key) cache_key, summary, recommendations, model
