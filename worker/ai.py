@@ -87,8 +87,9 @@ _DERIVED_KEY_LABEL = b"assessment-worker safety_identifier v1"
 _STREAM: dict[str, object] = {"stream": True, "stream_options": {"include_usage": True}}
 
 
-def _encoded(request: dict[str, object]) -> bytes:
-    return json.dumps(request, ensure_ascii=False).encode()
+def _encoded(request: dict[str, object], stream: bool) -> bytes:
+    """`request` as it is sent, asking for a stream or not."""
+    return json.dumps(request | _STREAM if stream else request, ensure_ascii=False).encode()
 
 
 class Drafts(Protocol):
@@ -172,9 +173,11 @@ class Recommender:
                 "not_configured", "No OpenAI API key is configured. Set OPENAI_API_KEY to use the AI."
             )
         request = self.request(prompt, caller)
-        call = _Call(request, TokenUsage(self.model, self.prices), caller.drafts if caller else None)
-        call.estimate = estimate = self.estimate(call.body(self.stream))  # a refused stream only shrinks it
-        call.ticket = await caller.admission.admit(estimate) if caller and caller.admission else None
+        body = _encoded(request, self.stream)
+        estimate = self.estimate(body)  # a refused stream only shrinks the body
+        ticket = await caller.admission.admit(estimate) if caller and caller.admission else None
+        call = _Call(request, {self.stream: body}, estimate, ticket, TokenUsage(self.model, self.prices),
+                     caller.drafts if caller else None)
         started = time.monotonic()
         outcome = "error"  # a bug of ours; pipeline.produce_outcome falls back and logs it
         try:
@@ -188,8 +191,8 @@ class Recommender:
             raise
         finally:
             AI_CALL_SECONDS.labels(outcome).observe(time.monotonic() - started)
-            if call.ticket is not None:  # shielded: a cancelled job still records what its tries used
-                await asyncio.shield(call.ticket.settle(call.used(), call.pause))
+            if ticket is not None:  # shielded: a cancelled job still records what its tries used
+                await asyncio.shield(ticket.settle(call.used(), call.pause))
         return result
 
     def request(self, prompt: Prompt, caller: Caller | None = None) -> dict[str, object]:
@@ -206,8 +209,7 @@ class Recommender:
 
     def request_body(self, prompt: Prompt, caller: Caller | None = None) -> bytes:
         """`request(prompt, caller)` as it is sent, asking for a stream when this client streams."""
-        request = self.request(prompt, caller)
-        return _encoded(request | _STREAM if self.stream else request)
+        return _encoded(self.request(prompt, caller), self.stream)
 
     def end_user_id(self, user_id: UUID) -> str:
         """HMAC-SHA256 of the user id (64 hex characters, OpenAI's limit): stable per user, and neither the
@@ -324,12 +326,13 @@ class Recommender:
 class _Call:
     """One call's request, its admission and what its tries used so far."""
 
-    def __init__(self, request: dict[str, object], usage: TokenUsage, drafts: Drafts | None) -> None:
+    def __init__(self, request: dict[str, object], bodies: dict[bool, bytes], estimate: Estimate,
+                 ticket: Ticket | None, usage: TokenUsage, drafts: Drafts | None) -> None:
         self.request = request
-        self._bodies: dict[bool, bytes] = {}  # encoded once per form, for every try
+        self._bodies = bodies  # encoded once per form (streamed or not), for every try
         self.drafts = drafts
-        self.estimate = Estimate(tokens=0, cost_usd=0.0)  # set before the first try
-        self.ticket: Ticket | None = None
+        self.estimate = estimate
+        self.ticket = ticket
         self.usage = usage
         self.sent = 0  # requests that went out
         self.pause: float | None = None  # what the last answer asked every replica to wait
@@ -343,7 +346,7 @@ class _Call:
 
     def body(self, stream: bool) -> bytes:
         if stream not in self._bodies:
-            self._bodies[stream] = _encoded(self.request | _STREAM if stream else self.request)
+            self._bodies[stream] = _encoded(self.request, stream)
         return self._bodies[stream]
 
     def used(self) -> Usage:

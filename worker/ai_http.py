@@ -29,8 +29,7 @@ from typing import Any
 
 import aiohttp
 
-from worker.ai_stream import MAX_RESPONSE_BYTES as MAX_RESPONSE_BYTES  # one bound, shared with streams
-from worker.ai_stream import Received, read_stream
+from worker.ai_stream import MAX_RESPONSE_BYTES, Received, read_stream
 from worker.exceptions import AiAttemptFailed, StreamRefused
 from worker.provider_limits import RateLimits, retry_after_seconds
 

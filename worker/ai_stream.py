@@ -23,8 +23,9 @@ from typing import Any
 
 from worker.exceptions import AiAttemptFailed
 
-# Ten recommendations at their longest are about 20,000 characters of JSON; the completion's content is
-# bounded like a non-streamed answer (worker/ai_http.py MAX_RESPONSE_BYTES).
+# Ten recommendations at their longest are about 20,000 characters of JSON; an answer in one piece
+# (worker/ai_http.py) and a streamed answer's content are both bounded by this. Anything larger is not an
+# answer to our request.
 MAX_RESPONSE_BYTES = 256 * 1024
 # Every token comes wrapped in an event of about 200 bytes, so the stream itself may be much larger than
 # its content: 16 times the content's bound holds a cap-length answer (6,000 tokens) with room to spare.
@@ -41,7 +42,6 @@ class Received:
     chars: int = 0  # of content and refusal
 
 
-
 class _Completion:
     """What the events so far add up to."""
 
@@ -51,7 +51,6 @@ class _Completion:
         self.model: Any = None
         self.content: list[str] = []
         self.refusal: list[str] = []
-        self.size = 0  # characters of content and refusal
         self.finish_reason: Any = None
         self.usage: Any = None
 
@@ -106,9 +105,8 @@ class _Completion:
         return done
 
     def _grow(self, chars: int) -> None:
-        self.size += chars
-        self.received.chars = self.size
-        if self.size > MAX_RESPONSE_BYTES:
+        self.received.chars += chars
+        if self.received.chars > MAX_RESPONSE_BYTES:
             raise AiAttemptFailed("invalid_output", f"The AI endpoint's streamed answer is over "
                                   f"{MAX_RESPONSE_BYTES} characters", retryable=True)
 

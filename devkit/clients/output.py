@@ -12,11 +12,13 @@ import argparse
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from worker.events import AssessmentStatusChanged
+
+Event = TypeVar("Event", bound=BaseModel)
 
 FINAL_STATUSES = ("completed", "failed")
 ALLOWED_FIELDS = ("assessment_type", "answers", "context", "client_request_id")
@@ -170,9 +172,9 @@ def _short(value: object, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def parse_event(message: object) -> AssessmentStatusChanged | str:
-    """The status event in a received broadcast ({event, payload, ...} as realtime-py passes it, or the
-    bare payload), or a description of what is wrong with it."""
+def parse_event(message: object, model: type[Event]) -> Event | str:
+    """The `model` event (AssessmentStatusChanged, RecommendationStreamed) in a received broadcast ({event,
+    payload, ...} as realtime-py passes it, or the bare payload), or a description of what is wrong with it."""
     payload: object = message
     if isinstance(message, Mapping) and "payload" in message and "assessment_id" not in message:
         payload = message["payload"]  # the broadcast envelope: {event, payload, meta?}
@@ -181,7 +183,7 @@ def parse_event(message: object) -> AssessmentStatusChanged | str:
     # realtime.send adds the message id to every payload; it is Realtime's, not part of the event.
     event = {key: value for key, value in payload.items() if key != "id"}
     try:
-        return AssessmentStatusChanged.model_validate(event)
+        return model.model_validate(event)
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"]) or "event"
@@ -190,7 +192,7 @@ def parse_event(message: object) -> AssessmentStatusChanged | str:
 
 def describe_event(message: object) -> EventLine:
     """One line for a received status event; a malformed one is described, never raised on."""
-    event = parse_event(message)
+    event = parse_event(message, AssessmentStatusChanged)
     if isinstance(event, str):
         return EventLine(f"malformed event ({event})", None)
     parts = [f"{event.occurred_at.isoformat()}  {event.assessment_id}  {event.status}", f"attempt {event.attempts}"]

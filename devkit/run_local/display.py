@@ -9,9 +9,7 @@ import textwrap
 from contextlib import suppress
 from typing import Any
 
-from pydantic import ValidationError
-
-from devkit.clients.output import describe_event, format_result
+from devkit.clients.output import describe_event, format_result, parse_event
 from worker.events import RecommendationStreamed
 
 TITLE_WIDTH = 60
@@ -63,14 +61,9 @@ def status_line(name: str, kind: str, payload: object) -> tuple[str, str | None,
 
 def draft_line(name: str, kind: str, payload: object) -> str:
     """One line per recommendation_streamed draft (its number is its 1-based place in the model's answer)."""
-    try:
-        # realtime.send adds the message id to every payload; it is Realtime's, not part of the event.
-        draft = RecommendationStreamed.model_validate(
-            {key: value for key, value in payload.items() if key != "id"} if isinstance(payload, dict) else payload)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"]) or "draft"
-        return f"{clock()}  {name:<6} malformed draft ({where}: {error['msg']})"
+    draft = parse_event(payload, RecommendationStreamed)
+    if isinstance(draft, str):
+        return f"{clock()}  {name:<6} malformed draft ({draft})"
     recommendation = draft.recommendation
     title = textwrap.shorten(recommendation.title, TITLE_WIDTH, placeholder=" …")
     return (f"{clock(draft.occurred_at)}  {name:<6} {kind:<10} {str(draft.assessment_id)[:8]}  "

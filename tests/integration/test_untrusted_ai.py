@@ -21,7 +21,7 @@ from tests.worker_support import fetch, recommender_for, running_worker, setting
 from worker import ai_answer
 from worker.ai import Recommender
 from worker.ai_answer import MAX_MODEL_CHARS
-from worker.ai_http import MAX_RESPONSE_BYTES
+from worker.ai_stream import MAX_RESPONSE_BYTES
 from worker.exceptions import AiUnavailable
 from worker.metrics import REGISTRY
 from worker.prompt import build_prompt

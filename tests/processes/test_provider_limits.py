@@ -10,7 +10,6 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -29,14 +28,6 @@ from worker.models import Assessment
 from worker.prompt import build_prompt
 
 pytestmark = pytest.mark.usefixtures("empty_queues")
-
-
-@pytest.fixture
-def workers() -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for worker in started:
-        worker.close()
 
 
 @pytest.fixture

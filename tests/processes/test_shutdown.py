@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -22,14 +21,6 @@ from tests.worker_support import fetch, wait_for_status, worker_process
 from worker.config import load_settings
 
 pytestmark = pytest.mark.usefixtures("empty_queues")
-
-
-@pytest.fixture
-def workers() -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for worker in started:
-        worker.close()
 
 
 def _processing(url: str, ids: list[uuid.UUID]) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -16,14 +15,6 @@ from devkit.samples import submit_many
 from tests.worker_support import wait_for_status, worker_process
 
 pytestmark = pytest.mark.usefixtures("empty_queues")
-
-
-@pytest.fixture
-def workers(database_url: str, tmp_path: Path) -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for worker in started:
-        worker.close()
 
 
 def count_status(url: str, ids: list[uuid.UUID], status: str) -> int:
